@@ -1,0 +1,1 @@
+"""photo-bridge: watches AI Gen Studio product photo jobs."""

@@ -1,0 +1,66 @@
+"""Destinations of events: one class per service, each with one async `send()`.
+
+A channel makes exactly one attempt and reports what happened; whether to retry is decided once,
+in `bridge.delivery`, from the `SendError` it raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One event on its way to one destination."""
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    timestamp: datetime  # when the event was recorded; aware UTC
+    payload: Mapping[str, Any]  # the event exactly as CONTRACT section 4: {"type", "timestamp", "data"}
+    job: Mapping[str, Any] | None  # the latest stored job with all its items (JobSnapshot.to_dict())
+    attempt: int = 1  # 1 on the first try
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the destination answered to a successful send."""
+
+    status_code: int | None = None
+    response_excerpt: str | None = None
+
+
+class SendError(Exception):
+    """One attempt failed; `permanent` asks delivery not to try again (e.g. HTTP 410)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+        response_excerpt: str | None = None,
+        permanent: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+        self.response_excerpt = response_excerpt
+        self.permanent = permanent
+
+
+class Channel(Protocol):
+    """A destination: sends one message once, raising SendError when it did not arrive."""
+
+    async def send(self, message: Message) -> SendResult: ...
+
+
+class StateStore(Protocol):
+    """Durable small state a channel keeps across restarts (e.g. a Slack message's `ts`)."""
+
+    async def get_state(self, key: str) -> dict[str, Any] | None: ...
+
+    async def put_state(self, key: str, value: dict[str, Any]) -> None: ...
