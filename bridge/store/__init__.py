@@ -1,0 +1,38 @@
+"""The only place that knows SQL: `open_store(url)` returns a migrated `Store`."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.store.engine import create_engine, migrate
+from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
+from bridge.store.state import StateQueries
+from bridge.store.watches import WatchQueries
+
+__all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
+
+
+class Store(WatchQueries, StateQueries):
+    """Every query the bridge makes, over one async engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+async def open_store(url: str, *, run_migrations: bool = True) -> Store:
+    """Connect to the database at `url` and bring its schema up to date."""
+    engine = create_engine(url)
+    if run_migrations:
+        await migrate(engine)
+    return Store(engine)

@@ -1,0 +1,61 @@
+"""cross_reference_problems(raw): names that point at accounts, clients or channels that do not exist.
+
+It reads the raw (interpolated) YAML tree rather than the validated model, so that dangling names are
+reported in the same run as type errors: the operator sees every problem at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_PATTERN_HEADS = ("job", "item", "watch")
+
+
+def _event_pattern_problem(pattern: Any) -> str | None:
+    if not isinstance(pattern, str):
+        return None  # the model reports the type
+    if pattern == "*":
+        return None
+    head, _, tail = pattern.partition(".")
+    if head not in _PATTERN_HEADS or not tail:
+        return f"unknown event pattern {pattern!r} (use '*', 'job.*', 'item.failed', ...)"
+    return None
+
+
+def _names(node: Any) -> set[str]:
+    return {str(key) for key in node} if isinstance(node, dict) else set()
+
+
+def _list(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
+
+
+def _dangling(values: Any, known: set[str], path: str, kind: str) -> list[str]:
+    return [
+        f"{path}[{i}]: unknown {kind} {value!r}"
+        for i, value in enumerate(_list(values))
+        if isinstance(value, str) and value not in known
+    ]
+
+
+def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
+    """Return one line per dangling reference, each naming its YAML path."""
+    upstream = raw.get("upstream")
+    accounts = _names(upstream.get("accounts") if isinstance(upstream, dict) else None)
+    clients = raw.get("clients") if isinstance(raw.get("clients"), dict) else {}
+    channels = _names(raw.get("channels"))
+    problems: list[str] = []
+    for name, client in clients.items():
+        if isinstance(client, dict):
+            problems += _dangling(client.get("accounts"), accounts, f"clients.{name}.accounts", "account")
+    for r, route in enumerate(_list(raw.get("routes"))):
+        if not isinstance(route, dict):
+            continue
+        for i, pattern in enumerate(_list(route.get("events"))):
+            problem = _event_pattern_problem(pattern)
+            if problem:
+                problems.append(f"routes[{r}].events[{i}]: {problem}")
+        problems += _dangling(route.get("accounts"), accounts, f"routes[{r}].accounts", "account")
+        problems += _dangling(route.get("clients"), _names(clients), f"routes[{r}].clients", "client")
+        problems += _dangling(route.get("channels"), channels, f"routes[{r}].channels", "channel")
+    return problems

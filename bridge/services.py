@@ -1,0 +1,31 @@
+"""Services: what a running bridge shares between the API, the poller and delivery."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bridge.config import Config
+from bridge.metrics import Metrics
+from bridge.store import Store
+
+Clock = Callable[[], datetime]
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+def utcnow() -> datetime:
+    """The current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    """The bridge's shared parts, reached from handlers as `request.app.state.services`."""
+
+    config: Config
+    store: Store
+    now: Clock = utcnow
+    metrics: Metrics = field(default_factory=Metrics)
+    resolve: Resolver | None = None  # DNS for the unsafe-URL guard; None means the system resolver
+    scheduler_running: Callable[[], bool] = lambda: False

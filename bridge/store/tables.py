@@ -1,0 +1,171 @@
+"""The schema, as SQLAlchemy Core tables; migrations/ creates the same schema step by step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        value = value.astimezone(UTC)
+        # SQLite stores text: drop the offset so every stored value compares as text in time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+watches = Table(
+    "watches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("client", String(200), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("webhook_url", Text),
+    Column("events", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("last_sequence", Integer, nullable=False, default=0),
+    Column("first_polled_at", UTCDateTime),
+    Column("error_code", String(64)),
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    UniqueConstraint("client", "idempotency_key", name="uq_watches_client_idempotency_key"),
+    Index("ix_watches_job", "account", "job_id", "status"),
+    Index("ix_watches_client", "client", "id"),
+    Index("ix_watches_expiry", "status", "expires_at"),
+)
+
+upstream_jobs = Table(
+    "upstream_jobs",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("job_id", String(64), primary_key=True),
+    Column("snapshot", JSON),
+    Column("status", String(64)),
+    Column("final", Boolean, nullable=False, default=False),
+    Column("next_poll_at", UTCDateTime),
+    Column("interval_s", Float, nullable=False, default=0.0),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("last_polled_at", UTCDateTime),
+    Column("last_changed_at", UTCDateTime),
+    Column("not_found_count", Integer, nullable=False, default=0),
+    Column("first_not_found_at", UTCDateTime),
+    Column("error_count", Integer, nullable=False, default=0),
+    Column("lease_owner", String(80)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_upstream_jobs_due", "next_poll_at"),
+)
+
+account_budgets = Table(
+    "account_budgets",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("next_slot_at", UTCDateTime),
+    Column("paused_until", UTCDateTime),
+    Column("remaining", Integer),
+    Column("reset_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+poll_log = Table(
+    "poll_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("account", String(200), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Index("ix_poll_log_account_at", "account", "at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("watch_id", String(40), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("watch_id", "sequence", name="uq_events_watch_sequence"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(40), nullable=False),
+    Column("watch_id", String(40), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("destination", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("lease_owner", String(80)),
+    Column("lease_expires_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    UniqueConstraint("event_id", "destination", name="uq_deliveries_event_destination"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_order", "watch_id", "destination", "sequence"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), nullable=False, index=True),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Float, nullable=False),
+    Column("response_excerpt", Text),
+)
+
+channel_state = Table(
+    "channel_state",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,219 @@
+"""Watch queries: register, read, page through and cancel watches; list their events and deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bridge.ids import new_id
+from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
+from bridge.store.tables import deliveries, events, upstream_jobs, watches
+from bridge.store.upsert import insert_for
+
+_WATCH_COLUMNS = [
+    *watches.c,
+    upstream_jobs.c.snapshot,
+    upstream_jobs.c.last_polled_at,
+    upstream_jobs.c.next_poll_at,
+]
+_JOIN = watches.outerjoin(
+    upstream_jobs,
+    and_(upstream_jobs.c.account == watches.c.account, upstream_jobs.c.job_id == watches.c.job_id),
+)
+
+
+def _watch(row: Row[Any]) -> WatchRecord:
+    m = row._mapping
+    return WatchRecord(
+        id=m["id"],
+        client=m["client"],
+        account=m["account"],
+        job_id=m["job_id"],
+        status=m["status"],
+        webhook_url=m["webhook_url"],
+        events=tuple(m["events"]),
+        metadata=dict(m["metadata"]),
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        expires_at=m["expires_at"],
+        last_sequence=m["last_sequence"],
+        first_polled_at=m["first_polled_at"],
+        error_code=m["error_code"],
+        error_message=m["error_message"],
+        job=m["snapshot"],
+        last_polled_at=m["last_polled_at"],
+        next_poll_at=m["next_poll_at"] if m["status"] == "active" else None,
+    )
+
+
+def delivery_record(row: Row[Any]) -> DeliveryRecord:
+    """Build a DeliveryRecord from a `deliveries` row."""
+    m = row._mapping
+    return DeliveryRecord(**{name: m[name] for name in DeliveryRecord.__slots__})
+
+
+class WatchQueries:
+    """The watch half of the store; mixed into `Store`, which provides `engine` and `dialect`."""
+
+    engine: AsyncEngine
+    dialect: str
+
+    async def _select_watch(self, conn: AsyncConnection, *conditions: Any) -> WatchRecord | None:
+        row = (await conn.execute(select(*_WATCH_COLUMNS).select_from(_JOIN).where(*conditions))).first()
+        return _watch(row) if row else None
+
+    async def create_watch(
+        self,
+        *,
+        client: str,
+        account: str,
+        job_id: str,
+        webhook_url: str | None,
+        events: Sequence[str],
+        metadata: dict[str, str],
+        idempotency_key: str | None,
+        now: datetime,
+        ttl: timedelta,
+    ) -> tuple[WatchRecord, bool]:
+        """Register a watch and schedule its job to be polled first; returns (watch, created)."""
+        if idempotency_key is not None:
+            existing = await self._watch_by_key(client, idempotency_key)
+            if existing:
+                return existing, False
+        watch_id = new_id("wat")
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    watches.insert().values(
+                        id=watch_id,
+                        client=client,
+                        account=account,
+                        job_id=job_id,
+                        status="active",
+                        webhook_url=webhook_url,
+                        events=list(events),
+                        metadata=metadata,
+                        idempotency_key=idempotency_key,
+                        last_sequence=0,
+                        created_at=now,
+                        updated_at=now,
+                        expires_at=now + ttl,
+                    )
+                )
+                await self._schedule_first_poll(conn, account=account, job_id=job_id, now=now)
+                created = await self._select_watch(conn, watches.c.id == watch_id)
+        except IntegrityError:
+            # Two requests with one Idempotency-Key raced; the other one's watch is the answer.
+            existing = await self._watch_by_key(client, idempotency_key or "")
+            if existing is None:
+                raise
+            return existing, False
+        assert created is not None
+        return created, True
+
+    async def _watch_by_key(self, client: str, key: str) -> WatchRecord | None:
+        async with self.engine.connect() as conn:
+            return await self._select_watch(
+                conn, watches.c.client == client, watches.c.idempotency_key == key
+            )
+
+    async def _schedule_first_poll(
+        self, conn: AsyncConnection, *, account: str, job_id: str, now: datetime
+    ) -> None:
+        """Make the job due now and first in line: a new watch learns its job's state quickly."""
+        stmt = insert_for(self.dialect, upstream_jobs).values(
+            account=account,
+            job_id=job_id,
+            final=False,
+            next_poll_at=now,
+            interval_s=0.0,
+            priority=1,
+            not_found_count=0,
+            error_count=0,
+            created_at=now,
+            updated_at=now,
+        )
+        table = stmt.excluded
+        await conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["account", "job_id"],
+                set_={
+                    "priority": 1,
+                    "final": False,
+                    "next_poll_at": func.coalesce(
+                        func.min(upstream_jobs.c.next_poll_at, table.next_poll_at)
+                        if self.dialect == "sqlite"
+                        else func.least(upstream_jobs.c.next_poll_at, table.next_poll_at),
+                        table.next_poll_at,
+                    ),
+                    "updated_at": table.updated_at,
+                },
+            )
+        )
+
+    async def get_watch(self, *, watch_id: str, client: str | None = None) -> WatchRecord | None:
+        """One watch; with `client`, only that client's (another client's watch does not exist)."""
+        conditions = [watches.c.id == watch_id]
+        if client is not None:
+            conditions.append(watches.c.client == client)
+        async with self.engine.connect() as conn:
+            return await self._select_watch(conn, *conditions)
+
+    async def list_watches(
+        self, *, client: str, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[WatchRecord], str | None]:
+        """A page of the client's watches, newest first; returns (page, next cursor)."""
+        query = select(*_WATCH_COLUMNS).select_from(_JOIN).where(watches.c.client == client)
+        if status:
+            query = query.where(watches.c.status == status)
+        if cursor:
+            query = query.where(watches.c.id < cursor)
+        query = query.order_by(watches.c.id.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [_watch(r) for r in await conn.execute(query)]
+        page = rows[:limit]
+        return page, (page[-1].id if len(rows) > limit else None)
+
+    async def cancel_watch(self, *, client: str, watch_id: str, now: datetime) -> WatchRecord | None:
+        """Cancel an active watch: nothing more is polled or sent for it. Ended watches stay as they are."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(watches)
+                .where(watches.c.id == watch_id, watches.c.client == client)
+                .where(watches.c.status == "active")
+                .values(status="cancelled", updated_at=now)
+            )
+            if result.rowcount:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.watch_id == watch_id, deliveries.c.status == "pending")
+                    .values(status="dead", last_error="watch cancelled", updated_at=now)
+                )
+            return await self._select_watch(
+                conn, watches.c.id == watch_id, watches.c.client == client
+            )
+
+    async def list_events(self, *, watch_id: str) -> list[EventRecord]:
+        """Every event of the watch in sequence order."""
+        query = select(events).where(events.c.watch_id == watch_id).order_by(events.c.sequence)
+        async with self.engine.connect() as conn:
+            return [
+                EventRecord(**{name: r._mapping[name] for name in EventRecord.__slots__})
+                for r in await conn.execute(query)
+            ]
+
+    async def list_deliveries(self, *, watch_id: str) -> list[DeliveryRecord]:
+        """Every delivery of the watch's events, in event order, then by destination."""
+        query = (
+            select(deliveries)
+            .where(deliveries.c.watch_id == watch_id)
+            .order_by(deliveries.c.sequence, deliveries.c.destination)
+        )
+        async with self.engine.connect() as conn:
+            return [delivery_record(r) for r in await conn.execute(query)]
