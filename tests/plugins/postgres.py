@@ -91,7 +91,9 @@ class PostgresServer:
         exe = str(psql) if psql.is_file() else (shutil.which("psql") or "psql")
         argv = [exe, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
         argv += ["-h", self.host, "-p", str(self.port), "-U", "postgres", "-d", dbname, "-c", sql]
-        env = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
+        # A developer's PGSSLMODE, PGOPTIONS, ... must not leak into the throwaway cluster.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env["PGCONNECT_TIMEOUT"] = "10"
         done = subprocess.run(
             argv, capture_output=True, text=True, env=env, timeout=_COMMAND_TIMEOUT_S, check=False
         )
@@ -113,7 +115,9 @@ class PostgresServer:
 
     def drop_database(self, name: str) -> None:
         """Drop a database, even with connections still open; errors are ignored."""
-        if _SAFE_NAME.match(name):
+        if not _SAFE_NAME.match(name):
+            return
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
             self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', check=False)
 
 
