@@ -22,7 +22,7 @@ from pydantic import (
 from bridge.config_refs import cross_reference_problems
 from bridge.interpolate import format_path, interpolate
 
-DEFAULT_RETRY_SCHEDULE_S = [5, 300, 1800, 7200, 18000, 36000, 36000]
+DEFAULT_RETRY_SCHEDULE_S = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
 _WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
 
 
@@ -107,7 +107,9 @@ class PollingConfig(_Strict):
     @model_validator(mode="after")
     def _max_covers_others(self) -> PollingConfig:
         if self.max_interval_s < max(self.queued_interval_s, self.processing_interval_s):
-            raise ValueError("max_interval_s must be at least queued_interval_s and processing_interval_s")
+            raise ValueError(
+                "max_interval_s must be at least queued_interval_s and processing_interval_s"
+            )
         return self
 
 

@@ -42,12 +42,15 @@ def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     """Return one line per dangling reference, each naming its YAML path."""
     upstream = raw.get("upstream")
     accounts = _names(upstream.get("accounts") if isinstance(upstream, dict) else None)
-    clients = raw.get("clients") if isinstance(raw.get("clients"), dict) else {}
+    found = raw.get("clients")
+    clients: dict[str, Any] = found if isinstance(found, dict) else {}
     channels = _names(raw.get("channels"))
     problems: list[str] = []
     for name, client in clients.items():
         if isinstance(client, dict):
-            problems += _dangling(client.get("accounts"), accounts, f"clients.{name}.accounts", "account")
+            problems += _dangling(
+                client.get("accounts"), accounts, f"clients.{name}.accounts", "account"
+            )
     for r, route in enumerate(_list(raw.get("routes"))):
         if not isinstance(route, dict):
             continue
@@ -56,6 +59,8 @@ def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
             if problem:
                 problems.append(f"routes[{r}].events[{i}]: {problem}")
         problems += _dangling(route.get("accounts"), accounts, f"routes[{r}].accounts", "account")
-        problems += _dangling(route.get("clients"), _names(clients), f"routes[{r}].clients", "client")
+        problems += _dangling(
+            route.get("clients"), _names(clients), f"routes[{r}].clients", "client"
+        )
         problems += _dangling(route.get("channels"), channels, f"routes[{r}].channels", "channel")
     return problems

@@ -31,10 +31,10 @@ class LocalServer:
         """The base URL, without a trailing slash."""
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, *, timeout: float = 10.0) -> None:
+    async def start(self, *, within_s: float = 10.0) -> None:
         """Start serving and return once the socket accepts connections."""
         self._task = asyncio.create_task(self._server.serve(sockets=[self._sock]))
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within_s):
             while not self._server.started:
                 if self._task.done():
                     self._task.result()
@@ -50,7 +50,9 @@ class LocalServer:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[LocalServer]:
+async def serving(
+    app: Any, *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[LocalServer]:
     """Serve `app` for the duration of the block."""
     server = LocalServer(app, host=host, port=port)
     await server.start()

@@ -6,6 +6,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store.engine import create_engine, migrate
+from bridge.store.jobs import JobQueries
+from bridge.store.outbox import OutboxQueries
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.state import StateQueries
 from bridge.store.watches import WatchQueries
@@ -13,7 +15,7 @@ from bridge.store.watches import WatchQueries
 __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
 
 
-class Store(WatchQueries, StateQueries):
+class Store(WatchQueries, JobQueries, OutboxQueries, StateQueries):
     """Every query the bridge makes, over one async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:

@@ -100,6 +100,7 @@ account_budgets = Table(
     metadata,
     Column("account", String(200), primary_key=True),
     Column("next_slot_at", UTCDateTime),
+    Column("next_grant_at", UTCDateTime),
     Column("paused_until", UTCDateTime),
     Column("remaining", Integer),
     Column("reset_at", UTCDateTime),
@@ -109,7 +110,9 @@ account_budgets = Table(
 poll_log = Table(
     "poll_log",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("account", String(200), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Index("ix_poll_log_account_at", "account", "at"),
@@ -153,7 +156,9 @@ deliveries = Table(
 delivery_attempts = Table(
     "delivery_attempts",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("delivery_id", String(40), nullable=False, index=True),
     Column("attempted_at", UTCDateTime, nullable=False),
     Column("status_code", Integer),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,7 +29,11 @@ _JOIN = watches.outerjoin(
 
 
 def _watch(row: Row[Any]) -> WatchRecord:
-    m = row._mapping
+    return watch_record(dict(row._mapping))
+
+
+def watch_record(m: Mapping[str, Any]) -> WatchRecord:
+    """Build a WatchRecord from watch columns plus the job's snapshot, last_polled_at, next_poll_at."""
     return WatchRecord(
         id=m["id"],
         client=m["client"],
@@ -65,7 +69,9 @@ class WatchQueries:
     dialect: str
 
     async def _select_watch(self, conn: AsyncConnection, *conditions: Any) -> WatchRecord | None:
-        row = (await conn.execute(select(*_WATCH_COLUMNS).select_from(_JOIN).where(*conditions))).first()
+        row = (
+            await conn.execute(select(*_WATCH_COLUMNS).select_from(_JOIN).where(*conditions))
+        ).first()
         return _watch(row) if row else None
 
     async def create_watch(
@@ -180,7 +186,9 @@ class WatchQueries:
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
 
-    async def cancel_watch(self, *, client: str, watch_id: str, now: datetime) -> WatchRecord | None:
+    async def cancel_watch(
+        self, *, client: str, watch_id: str, now: datetime
+    ) -> WatchRecord | None:
         """Cancel an active watch: nothing more is polled or sent for it. Ended watches stay as they are."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -189,15 +197,32 @@ class WatchQueries:
                 .where(watches.c.status == "active")
                 .values(status="cancelled", updated_at=now)
             )
-            if result.rowcount:
+            watch = await self._select_watch(
+                conn, watches.c.id == watch_id, watches.c.client == client
+            )
+            if result.rowcount and watch is not None:
                 await conn.execute(
                     update(deliveries)
                     .where(deliveries.c.watch_id == watch_id, deliveries.c.status == "pending")
                     .values(status="dead", last_error="watch cancelled", updated_at=now)
                 )
-            return await self._select_watch(
-                conn, watches.c.id == watch_id, watches.c.client == client
-            )
+                await self._stop_if_unwatched(conn, account=watch.account, job_id=watch.job_id)
+            return watch
+
+    async def _stop_if_unwatched(self, conn: AsyncConnection, *, account: str, job_id: str) -> None:
+        """Stop polling a job that no active watch wants any more."""
+        still_watched = (
+            select(watches.c.id)
+            .where(watches.c.account == account, watches.c.job_id == job_id)
+            .where(watches.c.status == "active")
+            .exists()
+        )
+        await conn.execute(
+            update(upstream_jobs)
+            .where(upstream_jobs.c.account == account, upstream_jobs.c.job_id == job_id)
+            .where(~still_watched)
+            .values(next_poll_at=None)
+        )
 
     async def list_events(self, *, watch_id: str) -> list[EventRecord]:
         """Every event of the watch in sequence order."""

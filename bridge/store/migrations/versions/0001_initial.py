@@ -68,6 +68,7 @@ def upgrade() -> None:
         "account_budgets",
         sa.Column("account", sa.String(200), primary_key=True),
         sa.Column("next_slot_at", UTCDateTime),
+        sa.Column("next_grant_at", UTCDateTime),
         sa.Column("paused_until", UTCDateTime),
         sa.Column("remaining", sa.Integer),
         sa.Column("reset_at", UTCDateTime),

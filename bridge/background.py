@@ -1,0 +1,82 @@
+"""Background: APScheduler as a clock that calls poll_due() and deliver_due(), and a clean drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[datetime | None], Awaitable[int]]
+MAX_LOOP_S = 5.0  # one tick keeps going while work is due, then yields to the next tick
+
+
+def replica_id() -> str:
+    """A name for this process in leases: host, pid and a random tag."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Background:
+    """Runs each step every `interval_s`; a step that finds a full batch runs again at once."""
+
+    def __init__(self, steps: dict[str, tuple[Step, float]]) -> None:
+        self._steps = steps
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        """True while the scheduler is started and not draining."""
+        return self._scheduler.running and not self._stopping
+
+    def start(self) -> None:
+        """Schedule every step; must be called from the running event loop."""
+        for name, (step, interval_s) in self._steps.items():
+            self._scheduler.add_job(
+                self._tick,
+                "interval",
+                seconds=interval_s,
+                args=[name, step],
+                id=name,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+                next_run_time=None if interval_s > 30 else datetime.now(UTC),
+            )
+        self._scheduler.start()
+
+    async def _tick(self, name: str, step: Step) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            started = time.monotonic()
+            while not self._stopping:
+                done = await step(None)
+                if done == 0 or time.monotonic() - started > MAX_LOOP_S:
+                    break
+        except Exception:
+            log.exception(
+                "background step failed; it runs again at its next tick", extra={"step": name}
+            )
+        finally:
+            self._running.discard(task)
+
+    async def stop(self, *, timeout_s: float = 30.0) -> None:
+        """Stop scheduling, then let in-flight steps finish (drain) within `timeout_s`."""
+        self._stopping = True
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout_s)
+            for task in pending:
+                task.cancel()

@@ -1,0 +1,159 @@
+"""Poller.poll_due(now): claim due jobs within budget, poll each once, write what changed durably."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from functools import partial
+from random import Random
+
+from bridge.budget import BudgetState, Limits, observe
+from bridge.planning import PlanContext, plan_end, plan_poll
+from bridge.services import Services
+from bridge.store.plans import Claim, JobRow, JobWrite
+from bridge.store.records import WatchRecord
+from bridge.upstream import Ok, Outcome, RateLimited, Unauthorized, UpstreamClient
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+
+class Poller:
+    """Polls upstream jobs for every watch, one poll per job however many watches it has."""
+
+    def __init__(
+        self,
+        *,
+        services: Services,
+        clients: Mapping[str, UpstreamClient],
+        owner: str,
+        rng: Random | None = None,
+        batch: int = 200,
+    ) -> None:
+        self.services = services
+        self.clients = clients
+        self.owner = owner
+        self.rng = rng or Random()
+        self.batch = batch
+        config = services.config
+        self.limits = {
+            name: Limits(account.polls_per_hour, account.max_concurrency)
+            for name, account in config.upstream.accounts.items()
+            if name in clients
+        }
+        # A poll's lease outlives its timeout, so a live replica never loses a job mid-poll.
+        self.lease = timedelta(seconds=config.upstream.timeout_s * 2 + 30)
+
+    def _context(self) -> PlanContext:
+        return PlanContext(config=self.services.config, now=self.services.now(), rng=self.rng)
+
+    async def start(self) -> None:
+        """Create budget rows for the configured accounts."""
+        await self.services.store.ensure_budgets(list(self.limits), now=self.services.now())
+
+    async def poll_due(self, now: datetime | None = None) -> int:
+        """Poll one batch of due jobs; returns how many polls were made."""
+        now = now or self.services.now()
+        await self.expire_watches(now)
+        claims = await self.services.store.claim_due_jobs(
+            now=now, owner=self.owner, lease=self.lease, limits=self.limits, limit=self.batch
+        )
+        if not claims:
+            return 0
+        for claim in claims:
+            lag = (now - claim.due_at).total_seconds()
+            self.services.metrics.poll_lag.observe(max(lag, 0.0))
+        outcomes = await asyncio.gather(*(self._fetch(c) for c in claims))
+        by_key = {(c.job.account, c.job.job_id): o for c, o in zip(claims, outcomes, strict=True)}
+        await self._record(by_key)
+        return len(claims)
+
+    async def _fetch(self, claim: Claim) -> Outcome:
+        job = claim.job
+        outcome = await self.clients[job.account].fetch_job(job.job_id)
+        kind = type(outcome).__name__.lower()
+        self.services.metrics.polls.labels(job.account, kind).inc()
+        if not isinstance(outcome, Ok):
+            log.info(
+                "poll did not succeed",
+                extra={
+                    "account": job.account,
+                    "job_id": job.job_id,
+                    "outcome": kind,
+                    "status_code": outcome.status_code,
+                    "upstream_request_id": outcome.request_id,
+                },
+            )
+        return outcome
+
+    async def _record(self, outcomes: dict[Key, Outcome]) -> None:
+        ctx = self._context()
+
+        def planner(job: JobRow, watches: list[WatchRecord]) -> JobWrite:
+            return plan_poll(job, watches, outcomes[(job.account, job.job_id)], ctx)
+
+        writes = await self.services.store.apply_plans(
+            list(outcomes), planner, now=ctx.now, owner=self.owner
+        )
+        for write in writes:
+            for event in write.events:
+                self.services.metrics.events.labels(event.type).inc()
+        await self._observe_budgets(outcomes, ctx.now)
+        for account in {k[0] for k, o in outcomes.items() if isinstance(o, Unauthorized)}:
+            await self.fail_account(account)
+
+    async def _observe_budgets(self, outcomes: dict[Key, Outcome], now: datetime) -> None:
+        latest: dict[str, Outcome] = {}
+        for (account, _), outcome in outcomes.items():
+            if outcome.rate_limit is not None or isinstance(outcome, RateLimited):
+                latest[account] = outcome
+
+        def fold(outcome: Outcome, state: BudgetState) -> BudgetState:
+            rl = outcome.rate_limit
+            return observe(
+                state,
+                now=now,
+                remaining=rl.remaining if rl else None,
+                reset_at=rl.reset_at if rl else None,
+                retry_after_s=outcome.retry_after_s if isinstance(outcome, RateLimited) else None,
+                rate_limited=isinstance(outcome, RateLimited),
+            )
+
+        changes = {account: partial(fold, outcome) for account, outcome in latest.items()}
+        await self.services.store.update_budgets(changes, now=now)
+        for account, outcome in latest.items():
+            if isinstance(outcome, RateLimited):
+                log.warning(
+                    "upstream rate limit: account paused",
+                    extra={"account": account, "retry_after_s": outcome.retry_after_s},
+                )
+
+    async def fail_account(self, account: str) -> None:
+        """The API key was rejected: fail every active watch of the account, loudly."""
+        log.error(
+            "upstream rejected the API key (401): failing every watch of the account; fix the key",
+            extra={"account": account},
+        )
+        keys = await self.services.store.jobs_of_account(account)
+        ctx = self._context()
+        await self.services.store.apply_plans(
+            keys, partial(_end, ctx=ctx, reason="invalid_api_key", only_expired=False), now=ctx.now
+        )
+
+    async def expire_watches(self, now: datetime) -> None:
+        """End watches whose TTL passed with `watch.expired`."""
+        keys = await self.services.store.jobs_with_expired_watches(now=now, limit=self.batch)
+        if keys:
+            ctx = PlanContext(config=self.services.config, now=now, rng=self.rng)
+            await self.services.store.apply_plans(
+                keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
+            )
+
+
+def _end(
+    job: JobRow, watches: list[WatchRecord], *, ctx: PlanContext, reason: str, only_expired: bool
+) -> JobWrite:
+    return plan_end(job, watches, ctx, reason=reason, only_expired=only_expired)

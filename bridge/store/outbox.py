@@ -1,0 +1,213 @@
+"""Outbox queries: lease due deliveries in event order, record each attempt and what comes next.
+
+A claim is a lease: the row is ours until `lease_expires_at`, and a killed replica's rows come back
+when their leases expire. On PostgreSQL the claim locks rows with `FOR UPDATE SKIP LOCKED`, so
+replicas claiming at the same moment take different rows; SQLite serves one process, whose single
+pooled connection serialises claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.store.tables import deliveries, delivery_attempts, events, upstream_jobs, watches
+
+EXCERPT_CHARS = 1_000
+ERROR_CHARS = 1_000
+
+D = deliveries
+_EARLIER = deliveries.alias("earlier")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A leased delivery with everything sending it needs: the event, the watch, the latest job."""
+
+    id: str
+    event_id: str
+    watch_id: str
+    sequence: int
+    destination: str
+    attempts: int  # attempts made before this claim
+    created_at: datetime  # committed with its event: where delivery latency is measured from
+    event_type: str
+    event_created_at: datetime
+    payload: dict[str, Any]  # the event as CONTRACT section 4
+    client: str
+    account: str
+    job_id: str
+    webhook_url: str | None
+    job: dict[str, Any] | None  # upstream_jobs.snapshot of the watch's job, None before a poll
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """One attempt made, and the delivery's state after it (from `bridge.retry.next_step`)."""
+
+    delivery_id: str
+    attempted_at: datetime
+    duration_ms: float
+    status: str  # delivered | pending | dead
+    next_attempt_at: datetime | None = None  # set when pending
+    status_code: int | None = None
+    error: str | None = None
+    response_excerpt: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One recorded attempt of a delivery."""
+
+    id: int
+    delivery_id: str
+    attempted_at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    response_excerpt: str | None
+
+
+_CLAIM_COLUMNS: tuple[Any, ...] = (
+    D.c.id,
+    D.c.event_id,
+    D.c.watch_id,
+    D.c.sequence,
+    D.c.destination,
+    D.c.attempts,
+    D.c.created_at,
+    events.c.type.label("event_type"),
+    events.c.created_at.label("event_created_at"),
+    events.c.payload,
+    watches.c.client,
+    watches.c.account,
+    watches.c.job_id,
+    watches.c.webhook_url,
+    upstream_jobs.c.snapshot.label("job"),
+)
+_CLAIM_JOIN = (
+    D.join(events, events.c.id == D.c.event_id)
+    .join(watches, watches.c.id == D.c.watch_id)
+    .outerjoin(
+        upstream_jobs,
+        and_(
+            upstream_jobs.c.account == watches.c.account, upstream_jobs.c.job_id == watches.c.job_id
+        ),
+    )
+)
+# Event N+1 of a watch waits while event N to the same destination is still pending.
+_WAITS_FOR_EARLIER = exists().where(
+    _EARLIER.c.watch_id == D.c.watch_id,
+    _EARLIER.c.destination == D.c.destination,
+    _EARLIER.c.status == "pending",
+    _EARLIER.c.sequence < D.c.sequence,
+)
+
+
+def _claimed(row: Row[Any]) -> ClaimedDelivery:
+    m = row._mapping
+    return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
+
+
+def _cap(text: str | None, limit: int) -> str | None:
+    return None if text is None else text[:limit]
+
+
+class OutboxQueries:
+    """The delivery half of the store; mixed into `Store`, which provides `engine` and `dialect`."""
+
+    engine: AsyncEngine
+    dialect: str
+
+    async def claim_due_deliveries(
+        self, *, now: datetime, owner: str, lease_s: float, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first."""
+        query = (
+            select(*_CLAIM_COLUMNS)
+            .select_from(_CLAIM_JOIN)
+            .where(
+                D.c.status == "pending",
+                D.c.next_attempt_at <= now,
+                or_(D.c.lease_expires_at.is_(None), D.c.lease_expires_at <= now),
+                watches.c.status != "cancelled",
+                ~_WAITS_FOR_EARLIER,
+            )
+            .order_by(D.c.next_attempt_at, D.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(of=D, skip_locked=True)
+        async with self.engine.begin() as conn:
+            claimed = [_claimed(row) for row in await conn.execute(query)]
+            if claimed:
+                await conn.execute(
+                    update(D)
+                    .where(D.c.id.in_([c.id for c in claimed]))
+                    .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+                )
+        return claimed
+
+    async def record_attempts(
+        self, results: Sequence[AttemptResult], *, now: datetime, owner: str
+    ) -> None:
+        """Record the attempts and move each delivery on, unless its lease passed to another owner.
+
+        An attempt is recorded even when the lease was lost (it happened); the delivery's state is
+        then left to the replica that holds the lease now.
+        """
+        if not results:
+            return
+        attempt_rows = [
+            {
+                "delivery_id": r.delivery_id,
+                "attempted_at": r.attempted_at,
+                "status_code": r.status_code,
+                "error": _cap(r.error, ERROR_CHARS),
+                "duration_ms": r.duration_ms,
+                "response_excerpt": _cap(r.response_excerpt, EXCERPT_CHARS),
+            }
+            for r in results
+        ]
+        delivery_params = [
+            {
+                "b_id": r.delivery_id,
+                "b_owner": owner,
+                "status": r.status,
+                "next_attempt_at": r.next_attempt_at if r.status == "pending" else None,
+                "last_status_code": r.status_code,
+                "last_error": _cap(r.error, ERROR_CHARS),
+                "delivered_at": r.attempted_at if r.status == "delivered" else None,
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "updated_at": now,
+            }
+            for r in results
+        ]
+        still_ours = update(D).where(
+            D.c.id == bindparam("b_id"),
+            D.c.lease_owner == bindparam("b_owner"),
+            D.c.status == "pending",  # a watch cancelled meanwhile stays dead
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(delivery_attempts.insert(), attempt_rows)
+            await conn.execute(still_ours.values(attempts=D.c.attempts + 1), delivery_params)
+
+    async def list_attempts(self, *, delivery_id: str) -> list[AttemptRecord]:
+        """Every recorded attempt of one delivery, oldest first."""
+        query = (
+            select(delivery_attempts)
+            .where(delivery_attempts.c.delivery_id == delivery_id)
+            .order_by(delivery_attempts.c.id)
+        )
+        async with self.engine.connect() as conn:
+            return [
+                AttemptRecord(**{name: r._mapping[name] for name in AttemptRecord.__slots__})
+                for r in await conn.execute(query)
+            ]

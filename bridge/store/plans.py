@@ -1,0 +1,98 @@
+"""What the poller plans and the store writes: plain rows, decided outside SQL, written in one go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """An upstream job's stored state and poll schedule."""
+
+    account: str
+    job_id: str
+    snapshot: dict[str, Any] | None
+    status: str | None
+    final: bool
+    next_poll_at: datetime | None
+    interval_s: float
+    priority: int
+    last_polled_at: datetime | None
+    last_changed_at: datetime | None
+    not_found_count: int
+    first_not_found_at: datetime | None
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job leased for one poll, and when it was due (for the lag metric)."""
+
+    job: JobRow
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """The job's new state and schedule after a poll; writing it also ends the lease."""
+
+    snapshot: dict[str, Any] | None
+    status: str | None
+    final: bool
+    next_poll_at: datetime | None
+    interval_s: float
+    priority: int
+    last_polled_at: datetime | None
+    last_changed_at: datetime | None
+    not_found_count: int
+    first_not_found_at: datetime | None
+    error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event row: its payload is the CONTRACT section 4 event."""
+
+    id: str
+    watch_id: str
+    sequence: int
+    type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """One event's delivery to one destination, pending until sent."""
+
+    id: str
+    event_id: str
+    watch_id: str
+    sequence: int
+    destination: str
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WatchChange:
+    """A watch's new sequence counter and, when it ended, its final status and error."""
+
+    id: str
+    last_sequence: int
+    status: str
+    first_polled_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobWrite:
+    """Everything one poll (or one sweep) writes for one job, in one transaction."""
+
+    job: JobUpdate | None = None  # None leaves the job's schedule and lease alone
+    stop_polling: bool = False  # with job=None: no active watch is left, so stop polling
+    events: list[NewEvent] = field(default_factory=list)
+    deliveries: list[NewDelivery] = field(default_factory=list)
+    watches: list[WatchChange] = field(default_factory=list)
