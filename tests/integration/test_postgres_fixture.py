@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.plugins.postgres import PostgresServer, find_bin_dir
+from tests.pgcluster import PostgresServer, find_bin_dir
 
 
 async def _tables(url: str) -> list[str]:
