@@ -1,0 +1,33 @@
+"""create_simulator(settings) -> Starlette: the upstream routes, the /_sim/ routes, one envelope."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bridge.simulator.api import upstream_routes
+from bridge.simulator.control import control_routes
+from bridge.simulator.responses import RequestIdMiddleware, error_response
+from bridge.simulator.settings import SimulatorSettings
+from bridge.simulator.state import Simulator
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status)
+    return error_response(request, status, code=code, message=getattr(exc, "detail", None))
+
+
+def create_simulator(settings: SimulatorSettings | None = None) -> Starlette:
+    """Build the simulator app, mounted as the API root; app.state.simulator controls it."""
+    sim = Simulator(settings)
+    app = Starlette(
+        routes=[*upstream_routes(), *control_routes()],
+        middleware=[Middleware(RequestIdMiddleware, simulator=sim)],
+        exception_handlers={HTTPException: _http_error},
+    )
+    app.state.simulator = sim
+    return app
