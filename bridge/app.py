@@ -13,7 +13,7 @@ from bridge.api.errors import exception_handlers
 from bridge.api.middleware import middleware
 from bridge.api.routes import routes
 from bridge.background import Background, replica_id
-from bridge.clients import TransportFactory, upstream_clients
+from bridge.clients import TransportFactory, UpstreamClients
 from bridge.config import Config
 from bridge.poller import Poller
 from bridge.services import Clock, Resolver, Services, utcnow
@@ -37,7 +37,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         opened = store or await open_store(config.storage.url)
         services = Services(config=config, store=opened, now=now, resolve=resolve)
-        clients = upstream_clients(config, upstream_transport)
+        clients = UpstreamClients(config, upstream_transport)
         poller = Poller(services=services, clients=clients, owner=replica_id())
         await poller.start()
 
@@ -54,8 +54,7 @@ def create_app(
             yield
         finally:
             await work.stop()
-            for client in clients.values():
-                await client.aclose()
+            await clients.aclose()
             if store is None:
                 await opened.close()
 

@@ -1,4 +1,4 @@
-"""upstream_clients(config): one keep-alive AI Gen Studio client per account; the User-Agent."""
+"""UpstreamClients(config): one AI Gen Studio client per account over one shared connection pool."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from importlib.metadata import version
 import httpx
 
 from bridge.config import Config
-from bridge.upstream import UpstreamClient, make_transport
+from bridge.upstream import LIMITS, UpstreamClient, make_transport
 
-TransportFactory = Callable[[], httpx.AsyncBaseTransport | None]
+TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
 
 def user_agent() -> str:
@@ -18,18 +18,48 @@ def user_agent() -> str:
     return f"photo-bridge/{version('photo-bridge')}"
 
 
-def upstream_clients(
-    config: Config, transport: TransportFactory | None = None
-) -> dict[str, UpstreamClient]:
-    """One keep-alive client per configured account."""
-    factory = transport or (lambda: make_transport(config.upstream.transport))
-    return {
-        name: UpstreamClient(
-            base_url=config.upstream.base_url,
-            api_key=account.api_key.get_secret_value(),
-            timeout_s=config.upstream.timeout_s,
-            transport=factory(),
-            user_agent=user_agent(),
+def default_transport(kind: str) -> httpx.AsyncBaseTransport:
+    """The transport for `kind` ("aiohttp" or "httpx"), built once per process."""
+    return make_transport(kind) or httpx.AsyncHTTPTransport(limits=LIMITS)
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """Lends a shared transport to one client; closing the client leaves the pool open."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        return None  # the owner, UpstreamClients, closes the shared transport
+
+
+class UpstreamClients(dict[str, UpstreamClient]):
+    """Every configured account's client, by account name.
+
+    Each account keeps its own client (its key, its headers), but all share one keep-alive pool and
+    TLS context: they talk to one host, and 10,000 accounts must not mean 10,000 pools.
+    """
+
+    def __init__(self, config: Config, transport: TransportFactory | None = None) -> None:
+        self._shared = (transport or (lambda: default_transport(config.upstream.transport)))()
+        super().__init__(
+            {
+                name: UpstreamClient(
+                    base_url=config.upstream.base_url,
+                    api_key=account.api_key.get_secret_value(),
+                    timeout_s=config.upstream.timeout_s,
+                    transport=_Borrowed(self._shared),
+                    user_agent=user_agent(),
+                )
+                for name, account in config.upstream.accounts.items()
+            }
         )
-        for name, account in config.upstream.accounts.items()
-    }
+
+    async def aclose(self) -> None:
+        """Close every client, then the shared pool."""
+        for client in self.values():
+            await client.aclose()
+        await self._shared.aclose()

@@ -32,12 +32,15 @@ class Poller:
         owner: str,
         rng: Random | None = None,
         batch: int = 200,
+        max_in_flight: int = 100,
     ) -> None:
         self.services = services
         self.clients = clients
         self.owner = owner
         self.rng = rng or Random()
         self.batch = batch
+        # Matches the shared pool's connection limit, so polls never queue inside the transport.
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         config = services.config
         self.limits = {
             name: Limits(account.polls_per_hour, account.max_concurrency)
@@ -73,7 +76,8 @@ class Poller:
 
     async def _fetch(self, claim: Claim) -> Outcome:
         job = claim.job
-        outcome = await self.clients[job.account].fetch_job(job.job_id)
+        async with self._in_flight:
+            outcome = await self.clients[job.account].fetch_job(job.job_id)
         kind = type(outcome).__name__.lower()
         self.services.metrics.polls.labels(job.account, kind).inc()
         if not isinstance(outcome, Ok):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.clients import upstream_clients
+from bridge.clients import UpstreamClients
 from bridge.config import Config, parse_config
 from bridge.localserver import serving
 from bridge.poller import Poller
@@ -130,14 +130,13 @@ async def rig(
         config = _config(server.url, storage_url, polls_per_hour=polls_per_hour)
         store = await open_store(config.storage.url)
         services = Services(config=config, store=store, now=clock.now)
-        clients = upstream_clients(config)
+        clients = UpstreamClients(config)
         poller = Poller(services=services, clients=clients, owner="test-replica", rng=Random(1))
         await poller.start()
         try:
             yield Rig(clock, app.state.simulator, store, poller, config)
         finally:
-            for client in clients.values():
-                await client.aclose()
+            await clients.aclose()
             await store.close()
 
 

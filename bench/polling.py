@@ -1,0 +1,187 @@
+"""Polling throughput: the bridge's poller against the simulator, beside the raw HTTP rate.
+
+Prints one JSON object. For each storage backend (SQLite, PostgreSQL) and each transport (httpx's
+own, aiohttp under httpx), N watched jobs each on its own account (generous budgets) are polled for a
+fixed time; reported: polls/s, its ratio to the raw request rate measured against the same simulator
+in the same run, the lag from a job's due time to its poll (p50/p99), CPU seconds per 1,000 polls and
+peak RSS. The simulator runs in its own process so its CPU is not the bridge's.
+
+    python bench/polling.py --jobs 2000 --seconds 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from random import Random
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.simserver import wait_ready  # noqa: E402
+from bridge.clients import UpstreamClients  # noqa: E402
+from bridge.config import parse_config  # noqa: E402
+from bridge.poller import Poller  # noqa: E402
+from bridge.services import Services  # noqa: E402
+from bridge.store import open_store  # noqa: E402
+from bridge.upstream import make_transport  # noqa: E402
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def simulator(jobs: int) -> Iterator[tuple[str, list[str], list[str]]]:
+    """Run bench/simserver.py in its own process; yields (url, keys, job ids)."""
+    out = Path(tempfile.mkdtemp()) / "jobs.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "simserver.py"), str(jobs), str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = wait_ready(out, proc)
+        data = json.loads(out.read_text())
+        yield url, data["keys"], data["jobs"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def raw_rate(url: str, key: str, job_id: str, *, kind: str, seconds: float) -> float:
+    """Requests/s of plain httpx GETs of one job at concurrency 50: the ceiling for polling."""
+    transport = make_transport(kind)
+    headers = {"Authorization": f"Bearer {key}"}
+    done = 0
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=url, transport=transport, headers=headers) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                response = await client.get(f"/product-photo-jobs/{job_id}")
+                response.read()
+                done += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(50)))
+        return done / (time.monotonic() - started)
+
+
+@contextlib.asynccontextmanager
+async def storage(kind: str) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        return
+    from tests.pgcluster import running_cluster
+
+    with running_cluster() as server:
+        yield server.create_database()
+
+
+def config_text(url: str, db: str, keys: list[str], transport: str) -> str:
+    accounts = "\n".join(
+        f"    a{i}: {{api_key: {key}, polls_per_hour: 100000, max_concurrency: 2}}"
+        for i, key in enumerate(keys)
+    )
+    return f"""
+storage: {{url: "{db}"}}
+upstream:
+  base_url: "{url}"
+  timeout_s: 10
+  transport: {transport}
+  accounts:
+{accounts}
+polling: {{queued_interval_s: 0.05, processing_interval_s: 0.05, max_interval_s: 0.05, watch_ttl_h: 48}}
+clients:
+  shop: {{token: bench-token-1, accounts: [a0]}}
+"""
+
+
+async def run_poller(url: str, db: str, keys: list[str], jobs: list[str], *, transport: str,
+                     seconds: float) -> dict[str, float]:
+    config = parse_config(config_text(url, db, keys, transport), env={})
+    store = await open_store(db)
+    services = Services(config=config, store=store)
+    clients = UpstreamClients(config)
+    poller = Poller(services=services, clients=clients, owner="bench", rng=Random(1), batch=500)
+    await poller.start()
+    now = datetime.now(UTC)
+    for i, job_id in enumerate(jobs):
+        await store.create_watch(client="shop", account=f"a{i}", job_id=job_id, webhook_url=None,
+                                 events=["*"], metadata={}, idempotency_key=None, now=now,
+                                 ttl=timedelta(hours=1))
+    lags: list[float] = []
+    claim = store.claim_due_jobs
+
+    async def recording_claim(**kwargs):  # type: ignore[no-untyped-def]
+        claims = await claim(**kwargs)
+        lags.extend((kwargs["now"] - c.due_at).total_seconds() for c in claims)
+        return claims
+
+    store.claim_due_jobs = recording_claim  # type: ignore[method-assign]
+    cpu0, t0, polls = cpu_seconds(), time.monotonic(), 0
+    while time.monotonic() - t0 < seconds:
+        done = await poller.poll_due()
+        polls += done
+        if done == 0:
+            await asyncio.sleep(0.01)
+    elapsed, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
+    await clients.aclose()
+    await store.close()
+    lags.sort()
+    return {
+        "polls": polls,
+        "polls_per_s": round(polls / elapsed, 1),
+        "lag_p50_s": round(statistics.median(lags), 3) if lags else None,
+        "lag_p99_s": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
+        "cpu_s_per_1000_polls": round(cpu / max(polls, 1) * 1000, 3),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--transports", default="httpx,aiohttp")
+    args = parser.parse_args()
+    report: dict[str, object] = {"jobs": args.jobs, "seconds": args.seconds, "cpus": os.cpu_count()}
+    with simulator(args.jobs) as (url, keys, jobs):
+        baselines = {
+            kind: round(await raw_rate(url, keys[0], jobs[0], kind=kind, seconds=5), 1)
+            for kind in args.transports.split(",")
+        }
+        report["raw_requests_per_s"] = baselines
+        runs = []
+        for backend in args.backends.split(","):
+            for transport in args.transports.split(","):
+                async with storage(backend) as db:
+                    result = await run_poller(url, db, keys, jobs, transport=transport,
+                                              seconds=args.seconds)
+                result |= {"backend": backend, "transport": transport,
+                           "ratio_to_raw_same_transport": round(result["polls_per_s"] / baselines[transport], 3),
+                           "ratio_to_raw_httpx": round(result["polls_per_s"] / baselines.get("httpx", 1), 3)}
+                runs.append(result)
+        report["runs"] = runs
+    report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

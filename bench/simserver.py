@@ -1,0 +1,67 @@
+"""A simulator process for benchmarks: N keys, one never-ending job each, no limits.
+
+    python bench/simserver.py N OUT.json   # writes {"url", "keys", "jobs"} to OUT.json once serving
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def wait_ready(out: Path, proc: subprocess.Popen[bytes], *, within_s: float = 120) -> str:
+    """Wait until the server wrote OUT.json; returns its URL."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("simulator process exited")
+        if out.exists() and out.stat().st_size:
+            return str(json.loads(out.read_text())["url"])
+        time.sleep(0.05)
+    raise TimeoutError("simulator did not start")
+
+
+def main() -> None:
+    import uvicorn
+
+    from bridge.simulator import KeyLimits, SimulatorSettings, create_simulator
+
+    count, out = int(sys.argv[1]), Path(sys.argv[2])
+    keys = [f"aigen_test_bench{i:05d}" for i in range(count)]
+    settings = SimulatorSettings(
+        keys={k: KeyLimits(polls_per_hour=10**9, max_active_jobs=10) for k in keys},
+        seconds_per_item=10**6,
+        enforce_limits=False,
+    )
+    app = create_simulator(settings)
+    sim = app.state.simulator
+    jobs = [sim.create_job(key, total_items=20) for key in keys]
+    sock = socket.socket()
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="error", access_log=False)
+    server = uvicorn.Server(config)
+
+    async def serve() -> None:
+        import asyncio
+
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        out.write_text(json.dumps({"url": f"http://127.0.0.1:{port}", "keys": keys, "jobs": jobs}))
+        await task
+
+    import asyncio
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
