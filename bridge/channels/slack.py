@@ -1,0 +1,414 @@
+"""Slack: one message per job and channel, edited in place as the job moves; failures in its thread.
+
+`SlackChannel` speaks the Web API with slack-sdk's AsyncWebClient (a bot token); the message's
+channel id and `ts` live in the StateStore, so after a restart the bridge edits the same message.
+`SlackWebhookChannel` is the simpler incoming-webhook variant: a new message per event, no edits.
+Both make exactly one attempt per send; retry policy lives in `bridge.delivery`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+
+from bridge.channels import Message, SendError, SendResult, StateStore
+from bridge.render import SLACK_BROADCAST_EVENTS, Renderer, TemplateProblem, clip, template_context
+
+log = logging.getLogger(__name__)
+
+# Slack's Block Kit limits (api.slack.com/reference/block-kit): past them chat.postMessage fails.
+MAX_BLOCKS = 50
+MAX_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_FIELDS = 10
+MAX_CONTEXT_ELEMENTS = 10
+
+# Errors no retry can fix: the token or the channel is wrong until an operator changes something.
+PERMANENT_ERRORS = frozenset(
+    {
+        "account_inactive",
+        "channel_not_found",
+        "ekm_access_denied",
+        "invalid_auth",
+        "is_archived",
+        "missing_scope",
+        "no_permission",
+        "not_allowed_token_type",
+        "not_authed",
+        "not_in_channel",
+        "team_access_not_granted",
+        "token_expired",
+        "token_revoked",
+    }
+)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class SlackSendError(SendError):
+    """A failed Slack call; `slack_error` is Slack's error code (e.g. 'ratelimited') when it gave one."""
+
+    def __init__(self, message: str, *, slack_error: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.slack_error = slack_error
+
+
+def fit_blocks(blocks: Any) -> list[dict[str, Any]]:
+    """Keep Block Kit inside Slack's limits whatever a template made: 50 blocks, text lengths."""
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise ValueError("a Block Kit template must render a JSON list of objects")
+    fitted = [
+        _fit(block, MAX_HEADER_TEXT if block.get("type") == "header" else MAX_TEXT)
+        for block in blocks
+    ]
+    if len(fitted) > MAX_BLOCKS:
+        left_out = len(fitted) - (MAX_BLOCKS - 1)
+        note = {
+            "type": "mrkdwn",
+            "text": f"…and {left_out} more blocks, left out to fit Slack's limit",
+        }
+        fitted = [*fitted[: MAX_BLOCKS - 1], {"type": "context", "elements": [note]}]
+    return fitted
+
+
+def _fit(value: Any, limit: int) -> Any:
+    """Clip every text object under `value` to `limit` characters (fields to 2,000), recursively."""
+    if isinstance(value, list):
+        return [_fit(v, limit) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, child in value.items():
+        if (
+            key == "text"
+            and isinstance(child, str)
+            and value.get("type") in ("mrkdwn", "plain_text")
+        ):
+            out[key] = clip(child, limit)
+        elif key == "fields" and isinstance(child, list):
+            out[key] = _fit(child[:MAX_FIELDS], min(limit, MAX_FIELD_TEXT))
+        elif key == "elements" and value.get("type") == "context" and isinstance(child, list):
+            out[key] = _fit(child[:MAX_CONTEXT_ELEMENTS], limit)
+        else:
+            out[key] = _fit(child, limit)
+    return out
+
+
+class Pacer:
+    """At most one message per `interval_s` per Slack channel, and none while Slack said to wait."""
+
+    def __init__(
+        self,
+        *,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, float] = {}
+        self._held_until: dict[str, float] = {}
+
+    async def wait(self, channel: str) -> None:
+        """Return when `channel` may take the next message; raise SendError while it is held."""
+        async with self._locks.setdefault(channel, asyncio.Lock()):
+            now = self._clock()
+            held_until = self._held_until.get(channel, 0.0)
+            if now < held_until:
+                # Fail fast instead of sleeping through a Retry-After: delivery reschedules.
+                raise SlackSendError(
+                    "Slack asked to wait (ratelimited)",
+                    slack_error="ratelimited",
+                    status_code=429,
+                    retry_after_s=held_until - now,
+                )
+            last = self._last.get(channel)
+            if last is not None and now - last < self._interval_s:
+                await self._sleep(self._interval_s - (now - last))
+            self._last[channel] = self._clock()
+
+    def hold(self, channel: str, seconds: float) -> None:
+        """Send nothing to `channel` for `seconds` (Slack's Retry-After)."""
+        until = self._clock() + seconds
+        self._held_until[channel] = max(until, self._held_until.get(channel, 0.0))
+
+
+class SlackChannel:
+    """Posts one message per job at its first routed event and edits it in place after that."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        token: str,
+        channel: str,
+        renderer: Renderer,
+        state: StateStore,
+        public_url: str,
+        base_url: str | None = None,
+        timeout_s: float = 10.0,
+        min_interval_s: float = 1.0,
+        client: AsyncWebClient | None = None,
+        pacer: Pacer | None = None,
+    ) -> None:
+        self._name = name
+        self._channel = channel
+        self._renderer = renderer
+        self._state = state
+        self._public_url = public_url
+        self._timeout_s = timeout_s
+        self._client = client or AsyncWebClient(
+            token=token,
+            base_url=base_url or AsyncWebClient.BASE_URL,
+            timeout=max(1, math.ceil(timeout_s)),
+            retry_handlers=[],  # one attempt: retries belong to delivery
+        )
+        self._pacer = pacer or Pacer(interval_s=min_interval_s)
+        self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def send(self, message: Message) -> SendResult:
+        """Show the job's latest state in its message; reply in the thread for a failed image."""
+        data: Mapping[str, Any] = message.payload.get("data") or {}
+        key = f"slack:{self._name}:{data.get('account')}:{data.get('job_id')}"
+        context = template_context(
+            payload=message.payload, job=message.job, public_url=self._public_url
+        )
+        main = self._render("slack/message", context)
+        # Two watches on one job share its message: one send at a time per job in this process.
+        lock = self._job_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            state = await self._show(key, await self._load(key), main)
+            if message.event_type == "item.failed":
+                await self._reply_failed_item(key, state, context)
+            if message.event_type in SLACK_BROADCAST_EVENTS:
+                await self._broadcast(key, state, context, message.event_type)
+        log.info(
+            "slack message shown",
+            extra={"channel": self._name, "event_id": message.event_id, "ts": state["ts"]},
+        )
+        return SendResult(
+            status_code=200, response_excerpt=f"channel={state['channel']} ts={state['ts']}"
+        )
+
+    async def _show(
+        self, key: str, state: dict[str, Any], main: tuple[list[dict[str, Any]], str]
+    ) -> dict[str, Any]:
+        """Edit the job's message, or post it when there is none (or someone deleted it)."""
+        blocks, text = main
+        if state.get("ts"):
+            try:
+                await self._call(
+                    lambda: self._client.chat_update(
+                        channel=state["channel"], ts=state["ts"], blocks=blocks, text=text
+                    )
+                )
+                return state
+            except SlackSendError as exc:
+                if exc.slack_error != "message_not_found":
+                    raise
+        response = await self._call(
+            lambda: self._client.chat_postMessage(
+                channel=self._channel,
+                blocks=blocks,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        )
+        # A crash between Slack's answer and this write would post a second message on retry;
+        # Slack offers no idempotency key for chat.postMessage, so the window is kept this small.
+        state = {
+            "channel": response["channel"],
+            "ts": response["ts"],
+            "replied_items": [],
+            "broadcast": [],
+        }
+        await self._save(key, state)
+        return state
+
+    async def _reply_failed_item(
+        self, key: str, state: dict[str, Any], context: dict[str, Any]
+    ) -> None:
+        item = context["item"] or {}
+        item_id = item.get("id")
+        if not item_id or item_id in state["replied_items"]:
+            return
+        await self._reply(state, self._render("slack/item_failed", context), broadcast=False)
+        # Recorded only after Slack took the reply. Recording first would lose the reply for good
+        # when the post fails (the retry would skip it); recording after can at worst repeat it,
+        # if the process dies between the two. At-least-once: a duplicate beats a silent failure.
+        state["replied_items"].append(item_id)
+        await self._save(key, state)
+
+    async def _broadcast(
+        self, key: str, state: dict[str, Any], context: dict[str, Any], event_type: str
+    ) -> None:
+        if event_type in state["broadcast"]:
+            return
+        await self._reply(state, self._render("slack/final_failure", context), broadcast=True)
+        state["broadcast"].append(event_type)  # after the post, for the reason given above
+        await self._save(key, state)
+
+    async def _reply(
+        self, state: dict[str, Any], content: tuple[list[dict[str, Any]], str], *, broadcast: bool
+    ) -> None:
+        blocks, text = content
+        await self._call(
+            lambda: self._client.chat_postMessage(
+                channel=state["channel"],
+                thread_ts=state["ts"],
+                reply_broadcast=broadcast,
+                blocks=blocks,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        )
+
+    def _render(self, base: str, context: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        """Block Kit from `{base}.json.j2` and its text fallback from `{base}.txt.j2`."""
+        return _render_pair(self._renderer, base, context)
+
+    async def _call(
+        self, request: Callable[[], Awaitable[AsyncSlackResponse]]
+    ) -> AsyncSlackResponse:
+        """One paced Web API call, its failure mapped to a SendError."""
+        await self._pacer.wait(self._channel)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return await request()
+        except SlackApiError as exc:
+            error = _api_error(exc)
+            if error.retry_after_s is not None:
+                self._pacer.hold(self._channel, error.retry_after_s)
+            raise error from None
+        except TimeoutError:
+            raise SlackSendError(f"timeout after {self._timeout_s:g}s") from None
+        except (aiohttp.ClientError, OSError, SlackClientError) as exc:
+            raise SlackSendError(f"connection error: {type(exc).__name__}") from None
+
+    async def _load(self, key: str) -> dict[str, Any]:
+        try:
+            stored = await self._state.get_state(key) or {}
+        except Exception as exc:  # the store is the database: any failure is worth a retry
+            raise SendError(f"channel state unavailable: {type(exc).__name__}") from None
+        return {
+            "channel": stored.get("channel"),
+            "ts": stored.get("ts"),
+            "replied_items": list(stored.get("replied_items") or []),
+            "broadcast": list(stored.get("broadcast") or []),
+        }
+
+    async def _save(self, key: str, state: dict[str, Any]) -> None:
+        try:
+            await self._state.put_state(key, state)
+        except Exception as exc:
+            raise SendError(f"channel state not saved: {type(exc).__name__}") from None
+
+
+class SlackWebhookChannel:
+    """Posts a new Slack message per event to an incoming-webhook URL (which cannot edit)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        url: str,
+        renderer: Renderer,
+        http: httpx.AsyncClient,
+        timeout_s: float = 10.0,
+        public_url: str | None = None,
+    ) -> None:
+        self._name = name
+        self._url = url  # a secret: it alone lets anyone post; never logged or quoted in errors
+        self._renderer = renderer
+        self._http = http
+        self._timeout_s = timeout_s
+        self._public_url = public_url
+
+    async def send(self, message: Message) -> SendResult:
+        """Post the event as one message; raise SendError unless Slack answered 2xx."""
+        context = template_context(
+            payload=message.payload, job=message.job, public_url=self._public_url
+        )
+        blocks, text = _render_pair(self._renderer, "slack/event", context)
+        body = {"text": text, "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
+        try:
+            response = await self._http.post(
+                self._url, json=body, timeout=httpx.Timeout(self._timeout_s), follow_redirects=False
+            )
+        except httpx.TimeoutException:
+            raise SendError(f"timeout after {self._timeout_s:g}s") from None
+        except httpx.HTTPError as exc:
+            raise SendError(f"connection error: {type(exc).__name__}") from None
+        excerpt = response.text[:200]
+        if 200 <= response.status_code < 300:
+            log.info(
+                "slack webhook posted", extra={"channel": self._name, "event_id": message.event_id}
+            )
+            return SendResult(status_code=response.status_code, response_excerpt=excerpt)
+        raise SendError(
+            f"Slack webhook answered HTTP {response.status_code}: {excerpt}",
+            status_code=response.status_code,
+            retry_after_s=_seconds(response.headers.get("retry-after")),
+            response_excerpt=excerpt,
+            # 403 invalid_token/action_prohibited, 404 no_service/channel_not_found, 410 archived
+            permanent=response.status_code in (403, 404, 410),
+        )
+
+
+def _render_pair(
+    renderer: Renderer, base: str, context: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], str]:
+    try:
+        blocks = fit_blocks(renderer.render_json(f"{base}.json.j2", context))
+        text = clip(renderer.render(f"{base}.txt.j2", context).strip(), MAX_TEXT)
+    except (TemplateProblem, ValueError) as exc:
+        raise SendError(f"template problem: {exc}") from None
+    return blocks, text
+
+
+def _api_error(exc: SlackApiError) -> SlackSendError:
+    """Slack's answer as a SendError: `ratelimited` carries Retry-After, dead ends are permanent."""
+    response = exc.response
+    data = response.data if isinstance(response.data, dict) else {}
+    error = str(data.get("error") or "unknown_error")
+    headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
+    retry_after = (
+        _seconds(headers.get("retry-after"))
+        if error == "ratelimited" or response.status_code == 429
+        else None
+    )
+    return SlackSendError(
+        f"Slack answered {error} (HTTP {response.status_code})",
+        slack_error=error,
+        status_code=response.status_code,
+        retry_after_s=retry_after,
+        response_excerpt=error,
+        permanent=error in PERMANENT_ERRORS,
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    """A Retry-After in seconds (Slack sends delay-seconds), or None when absent or unusable."""
+    try:
+        seconds = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

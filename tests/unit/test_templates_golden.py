@@ -1,0 +1,75 @@
+"""Golden files: each packaged template rendered for fixed sample events, compared byte for byte.
+
+After an intended change to a template, regenerate with `UPDATE_GOLDEN=1 pytest tests/unit/test_templates_golden.py`
+and review the diff of tests/golden/ like any other code change.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from bridge.render import TEMPLATES_BY_CHANNEL, Renderer, sample_context
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+
+CASES = [
+    ("slack/message.json.j2", "job.queued"),
+    ("slack/message.json.j2", "item.failed"),
+    ("slack/message.json.j2", "job.failed"),
+    ("slack/message.txt.j2", "job.processing"),
+    ("slack/item_failed.json.j2", "item.failed"),
+    ("slack/item_failed.txt.j2", "item.failed"),
+    ("slack/final_failure.json.j2", "job.failed"),
+    ("slack/final_failure.json.j2", "watch.failed"),
+    ("slack/final_failure.txt.j2", "watch.failed"),
+    ("slack/event.json.j2", "item.completed"),
+    ("slack/event.json.j2", "watch.expired"),
+    ("slack/event.txt.j2", "job.cancelled"),
+    ("email/subject.txt.j2", "job.completed"),
+    ("email/summary.txt.j2", "job.partially_completed"),
+    ("email/summary.html.j2", "job.partially_completed"),
+    ("email/summary.txt.j2", "watch.failed"),
+    ("email/event.txt.j2", "item.failed"),
+    ("email/event.html.j2", "item.failed"),
+    ("email/event.html.j2", "job.completed"),
+    ("email/event.txt.j2", "watch.expired"),
+]
+
+
+@pytest.fixture(scope="module")
+def renderer():
+    return Renderer()
+
+
+def golden_path(name, event_type):
+    """tests/golden/slack/message/item.failed.json for ("slack/message.json.j2", "item.failed")."""
+    stem, ext = name.removesuffix(".j2").rsplit(".", 1)
+    return GOLDEN / stem / f"{event_type}.{ext}"
+
+
+def rendered(renderer, name, event_type):
+    context = sample_context(event_type)
+    if name.endswith(".json.j2"):
+        value = renderer.render_json(name, context)
+        return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    return renderer.render(name, context) + "\n"
+
+
+@pytest.mark.parametrize(("name", "event_type"), CASES)
+def test_template_matches_its_golden_file(renderer, name, event_type):
+    path = golden_path(name, event_type)
+    actual = rendered(renderer, name, event_type)
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+    assert path.is_file(), f"no golden file {path}; run with UPDATE_GOLDEN=1 to write it"
+    assert actual == path.read_text(encoding="utf-8")
+
+
+def test_template_golden_cases_cover_every_channel_template():
+    covered = {name for name, _ in CASES}
+
+    assert covered == {name for names in TEMPLATES_BY_CHANNEL.values() for name in names}
