@@ -1,0 +1,51 @@
+"""Operator endpoints: /healthz (alive), /readyz (storage and scheduler), /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bridge.api.context import json_response, services_of
+from bridge.api.schemas import Health, Readiness
+
+log = logging.getLogger(__name__)
+
+PING_TIMEOUT_S = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up and serving."""
+    return json_response(Health(status="ok"))
+
+
+async def _storage_check(request: Request) -> str:
+    try:
+        async with asyncio.timeout(PING_TIMEOUT_S):
+            await services_of(request).store.ping()
+    except TimeoutError:
+        return "timed out"
+    except Exception as exc:  # any driver error means "not ready", never a 500
+        log.warning("storage ping failed", extra={"error": type(exc).__name__})
+        return "unreachable"
+    return "ok"
+
+
+async def readyz(request: Request) -> Response:
+    """200 when storage answers and the scheduler runs, else 503 saying which check failed."""
+    checks = {
+        "storage": await _storage_check(request),
+        "scheduler": "ok" if services_of(request).scheduler_running() else "not running",
+    }
+    ready = all(value == "ok" for value in checks.values())
+    body = Readiness(status="ok" if ready else "unavailable", checks=checks)
+    return json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    """Every counter of this bridge in the Prometheus text format."""
+    registry = services_of(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

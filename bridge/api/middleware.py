@@ -1,0 +1,201 @@
+"""The API's middleware, outermost first: request ids, metrics and the 500 net; body limit; auth.
+
+All three are plain ASGI classes: the body limit must count streamed (chunked) bytes as they
+arrive, and the request id must reach every response, including ones the other two send.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable
+
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bridge.api.auth import bearer_token, find_client, unauthorized
+from bridge.api.errors import ApiError, api_error_response, error_response
+from bridge.api.ratelimit import RateLimiter, retry_after_header
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_REQUEST_ID = 160
+PROTECTED_PREFIX = "/v1"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """The caller's X-Request-Id when it is 1..160 printable ASCII characters, else a new one."""
+    given = _header(headers, b"x-request-id")
+    if given and len(given) <= MAX_REQUEST_ID and all(0x20 <= b <= 0x7E for b in given):
+        return given.decode("ascii")
+    return f"req_{secrets.token_hex(12)}"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (a bounded metrics label), or "unmatched"."""
+    route = scope.get("route")
+    if route is None:
+        for candidate in scope["app"].routes:
+            match, _ = candidate.matches(scope)
+            if match is not Match.NONE:
+                route = candidate
+                break
+    return str(getattr(route, "path", "unmatched"))
+
+
+class RequestContext:
+    """Tags every request and response with X-Request-Id, counts it, and answers real bugs with 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope["headers"])
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = False
+
+        async def tagged_send(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started, status = True, message["status"]
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tagged_send)
+        except ApiError as exc:
+            if started:
+                raise
+            await api_error_response(scope, exc)(scope, receive, tagged_send)
+        except ClientDisconnect:
+            status = 499  # the caller hung up mid-request: nobody to answer, nothing to log
+        except Exception:
+            log.exception(
+                "unhandled error in request",
+                extra={"request_id": request_id, "method": scope["method"], "path": scope["path"]},
+            )
+            if started:
+                raise
+            response = error_response(
+                scope,
+                status=500,
+                code="internal_error",
+                message="internal error; quote the request id when reporting it",
+            )
+            await response(scope, receive, tagged_send)
+        finally:
+            self._count(scope, status)
+
+    @staticmethod
+    def _count(scope: Scope, status: int) -> None:
+        services = getattr(scope["app"].state, "services", None)
+        if services is None:
+            return
+        method = scope["method"] if scope["method"] in _METHODS else "other"
+        services.metrics.api_requests.labels(
+            method=method, route=route_template(scope), status=str(status)
+        ).inc()
+
+
+def _limiter(scope: Scope) -> RateLimiter:
+    state = scope["app"].state
+    limiter = getattr(state, "rate_limiter", None)
+    if not isinstance(limiter, RateLimiter):
+        limiter = state.rate_limiter = RateLimiter()
+    return limiter
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, "payload_too_large", f"request body is larger than {MAX_BODY_BYTES} bytes")
+
+
+class BodyLimit:
+    """Refuses bodies over the limit: by Content-Length up front, and by counting chunked bytes."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope["headers"], b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await api_error_response(scope, _too_large())(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _too_large()
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+class Authenticate:
+    """Maps the bearer token of every /v1 request to a client, then applies its rate limit.
+
+    The limiter is `app.state.rate_limiter`, made with the defaults on first use unless the
+    embedding code (or a test) put one there first.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (
+            path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            client = self._authenticate(scope)
+        except ApiError as exc:
+            await api_error_response(scope, exc)(scope, receive, send)
+            return
+        scope["state"]["client"] = client
+        await self.app(scope, receive, send)
+
+    def _authenticate(self, scope: Scope) -> str:
+        clients = scope["app"].state.services.config.clients
+        client = find_client(bearer_token(scope["headers"]), clients)
+        if client is None:
+            raise unauthorized("unknown bearer token")
+        wait_s = _limiter(scope).acquire(client)
+        if wait_s > 0:
+            retry_after = retry_after_header(wait_s)
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many requests; retry after {retry_after} s",
+                headers={"Retry-After": retry_after},
+            )
+        return client
+
+
+def middleware() -> list[Middleware]:
+    """The API's middleware stack, outermost first."""
+    return [Middleware(RequestContext), Middleware(BodyLimit), Middleware(Authenticate)]

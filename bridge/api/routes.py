@@ -1,0 +1,164 @@
+"""routes(): every route the API serves, each with what /openapi.json says about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+
+from bridge.api import deliveries, health, watches
+from bridge.api.openapi import Operation, serve_openapi
+from bridge.api.schemas import (
+    CreateWatch,
+    DeliveryEnvelope,
+    DeliveryList,
+    EventList,
+    Health,
+    ListWatchesQuery,
+    Readiness,
+    WatchEnvelope,
+    WatchPage,
+)
+
+_AUTHED = (401, 413, 429)
+
+OPERATIONS = (
+    Operation(
+        method="POST",
+        path="/v1/watches",
+        endpoint=watches.create_watch,
+        operation_id="createWatch",
+        summary="Register a watch on an upstream job",
+        status=201,
+        response=WatchEnvelope,
+        errors=(400, *_AUTHED, 403, 422),
+        body=CreateWatch,
+        idempotent_key=True,
+    ),
+    Operation(
+        method="GET",
+        path="/v1/watches",
+        endpoint=watches.list_watches,
+        operation_id="listWatches",
+        summary="List the client's watches, newest first",
+        status=200,
+        response=WatchPage,
+        errors=(400, *_AUTHED),
+        query=ListWatchesQuery,
+    ),
+    Operation(
+        method="GET",
+        path="/v1/watches/{watch_id}",
+        endpoint=watches.get_watch,
+        operation_id="getWatch",
+        summary="Get one watch",
+        status=200,
+        response=WatchEnvelope,
+        errors=(*_AUTHED, 404),
+    ),
+    Operation(
+        method="DELETE",
+        path="/v1/watches/{watch_id}",
+        endpoint=watches.cancel_watch,
+        operation_id="cancelWatch",
+        summary="Cancel a watch; nothing more is sent for it",
+        status=200,
+        response=WatchEnvelope,
+        errors=(*_AUTHED, 404),
+    ),
+    Operation(
+        method="GET",
+        path="/v1/watches/{watch_id}/events",
+        endpoint=watches.list_events,
+        operation_id="listWatchEvents",
+        summary="A watch's events in sequence order",
+        status=200,
+        response=EventList,
+        errors=(*_AUTHED, 404),
+    ),
+    Operation(
+        method="GET",
+        path="/v1/watches/{watch_id}/deliveries",
+        endpoint=watches.list_deliveries,
+        operation_id="listWatchDeliveries",
+        summary="A watch's deliveries and how their attempts went",
+        status=200,
+        response=DeliveryList,
+        errors=(*_AUTHED, 404),
+    ),
+    Operation(
+        method="POST",
+        path="/v1/deliveries/{delivery_id}/retry",
+        endpoint=deliveries.retry_delivery,
+        operation_id="retryDelivery",
+        summary="Send a dead delivery again",
+        status=202,
+        response=DeliveryEnvelope,
+        errors=(*_AUTHED, 404, 409),
+    ),
+    Operation(
+        method="GET",
+        path="/healthz",
+        endpoint=health.healthz,
+        operation_id="healthz",
+        summary="The process is alive",
+        status=200,
+        response=Health,
+        public=True,
+        tag="operations",
+    ),
+    Operation(
+        method="GET",
+        path="/readyz",
+        endpoint=health.readyz,
+        operation_id="readyz",
+        summary="Storage reachable and scheduler running",
+        status=200,
+        response=Readiness,
+        errors=(503,),
+        public=True,
+        tag="operations",
+    ),
+    Operation(
+        method="GET",
+        path="/metrics",
+        endpoint=health.metrics,
+        operation_id="metrics",
+        summary="Prometheus metrics",
+        status=200,
+        response=None,
+        media_type="text/plain",
+        public=True,
+        tag="operations",
+    ),
+    Operation(
+        method="GET",
+        path="/openapi.json",
+        endpoint=serve_openapi,
+        operation_id="openapi",
+        summary="This document",
+        status=200,
+        response=None,
+        public=True,
+        tag="operations",
+    ),
+)
+
+
+class OperationRoute(Route):
+    """A Route that carries its Operation, so /openapi.json describes exactly what is served."""
+
+    def __init__(self, operation: Operation, **kwargs: Any) -> None:
+        super().__init__(
+            operation.path,
+            operation.endpoint,
+            methods=[operation.method],
+            name=operation.operation_id,
+            **kwargs,
+        )
+        self.operation = operation
+
+
+def routes() -> list[Route]:
+    """Every route of the API."""
+    return [OperationRoute(op) for op in OPERATIONS]

@@ -1,0 +1,170 @@
+"""Handlers for /v1/watches: register, read, list, cancel, and a watch's events and deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bridge.api.context import client_of, json_response, services_of
+from bridge.api.errors import ApiError, invalid
+from bridge.api.parse import parse_body, parse_query
+from bridge.api.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
+    WATCH_ID_PATTERN,
+    CreateWatch,
+    DeliveryList,
+    EventList,
+    ListWatchesQuery,
+    WatchEnvelope,
+    WatchPage,
+    delivery_view,
+    event_view,
+    watch_view,
+)
+from bridge.config import ClientConfig, Config
+from bridge.services import Services
+from bridge.store import WatchRecord
+from bridge.urlguard import UnsafeURL, check_url
+
+DNS_TIMEOUT_S = 5.0
+_WATCH_ID = re.compile(WATCH_ID_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "watch_not_found", "no such watch")
+
+
+async def _owned_watch(request: Request) -> WatchRecord:
+    """The path's watch if it is the client's; another client's watch does not exist."""
+    watch_id = request.path_params["watch_id"]
+    if not _WATCH_ID.match(watch_id):
+        raise _not_found()
+    record = await services_of(request).store.get_watch(
+        watch_id=watch_id, client=client_of(request)
+    )
+    if record is None:
+        raise _not_found()
+    return record
+
+
+def _idempotency_key(request: Request) -> str | None:
+    values = request.headers.getlist("idempotency-key")
+    if not values:
+        return None
+    if len(values) > 1 or not _IDEMPOTENCY_KEY.match(values[0]):
+        raise invalid(
+            "Idempotency-Key", "must be one header of 1 to 255 printable ASCII characters"
+        )
+    return values[0]
+
+
+def _account(requested: str | None, *, client: ClientConfig, config: Config) -> str:
+    if requested is None:
+        if len(client.accounts) != 1:
+            raise invalid("account", "is required: this client may watch several accounts")
+        requested = client.accounts[0]
+    if requested not in client.accounts or requested not in config.upstream.accounts:
+        raise ApiError(
+            403, "account_not_allowed", f"account: this client may not watch {requested!r}"
+        )
+    return requested
+
+
+async def _check_webhook(url: str, *, client: ClientConfig, services: Services) -> None:
+    if not client.webhook_secrets:
+        raise invalid("webhook_url", "client has no webhook_secrets configured")
+    try:
+        async with asyncio.timeout(DNS_TIMEOUT_S):
+            await check_url(
+                url, allowed_hosts=services.config.delivery.allowed_hosts, resolve=services.resolve
+            )
+    except UnsafeURL as exc:
+        raise ApiError(422, "unsafe_webhook_url", f"webhook_url: {exc}") from None
+    except TimeoutError:
+        raise ApiError(
+            422, "unsafe_webhook_url", "webhook_url: resolving its host timed out"
+        ) from None
+
+
+async def create_watch(request: Request) -> Response:
+    """POST /v1/watches: register a watch; a repeated Idempotency-Key returns the same watch."""
+    services = services_of(request)
+    client_name = client_of(request)
+    client = services.config.clients[client_name]
+    key = _idempotency_key(request)
+    body = await parse_body(request, CreateWatch)
+    account = _account(body.account, client=client, config=services.config)
+    if body.webhook_url is not None:
+        await _check_webhook(body.webhook_url, client=client, services=services)
+    events = list(body.events or ["*"])
+    metadata = dict(body.metadata or {})
+    record, created = await services.store.create_watch(
+        client=client_name,
+        account=account,
+        job_id=body.job_id,
+        webhook_url=body.webhook_url,
+        events=events,
+        metadata=metadata,
+        idempotency_key=key,
+        now=services.now(),
+        ttl=timedelta(hours=services.config.polling.watch_ttl_h),
+    )
+    asked = (account, body.job_id, body.webhook_url, events, metadata)
+    found = (
+        record.account,
+        record.job_id,
+        record.webhook_url,
+        list(record.events),
+        record.metadata,
+    )
+    if not created and asked != found:
+        raise invalid("Idempotency-Key", "was already used with a different request body")
+    headers = {} if created else {"Idempotent-Replayed": "true"}
+    return json_response(WatchEnvelope(watch=watch_view(record)), status=201, headers=headers)
+
+
+async def list_watches(request: Request) -> Response:
+    """GET /v1/watches: the client's watches, newest first, a page at a time."""
+    query = parse_query(request, ListWatchesQuery)
+    page, next_cursor = await services_of(request).store.list_watches(
+        client=client_of(request), status=query.status, limit=query.limit, cursor=query.cursor
+    )
+    return json_response(WatchPage(watches=[watch_view(w) for w in page], next_cursor=next_cursor))
+
+
+async def get_watch(request: Request) -> Response:
+    """GET /v1/watches/{watch_id}."""
+    return json_response(WatchEnvelope(watch=watch_view(await _owned_watch(request))))
+
+
+async def cancel_watch(request: Request) -> Response:
+    """DELETE /v1/watches/{watch_id}: cancel; an ended watch is returned as it is."""
+    services = services_of(request)
+    watch_id = request.path_params["watch_id"]
+    if not _WATCH_ID.match(watch_id):
+        raise _not_found()
+    record = await services.store.cancel_watch(
+        client=client_of(request), watch_id=watch_id, now=services.now()
+    )
+    if record is None:
+        raise _not_found()
+    return json_response(WatchEnvelope(watch=watch_view(record)))
+
+
+async def list_events(request: Request) -> Response:
+    """GET /v1/watches/{watch_id}/events: every event in sequence order."""
+    watch = await _owned_watch(request)
+    records = await services_of(request).store.list_events(watch_id=watch.id)
+    return json_response(EventList(events=[event_view(r) for r in records]))
+
+
+async def list_deliveries(request: Request) -> Response:
+    """GET /v1/watches/{watch_id}/deliveries: every delivery of the watch's events."""
+    watch = await _owned_watch(request)
+    records = await services_of(request).store.list_deliveries(watch_id=watch.id)
+    return json_response(DeliveryList(deliveries=[delivery_view(r) for r in records]))

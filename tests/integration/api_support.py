@@ -1,0 +1,160 @@
+"""Shared pieces for the watches API tests: a config, a fake DNS, a running app and seeded rows."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from bridge.app import create_app
+from bridge.config import parse_config
+from bridge.localserver import serving
+from bridge.services import Services
+from bridge.store import Store
+from bridge.store.tables import deliveries, events
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+TOKENS = {
+    "shop": "shop-token-0001",
+    "studio": "studio-token-0002",
+    "bare": "bare-token-0003",
+}
+WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+CONFIG = """
+storage: {{url: "{url}"}}
+upstream:
+  accounts:
+    main: {{api_key: aigen_test_main}}
+    second: {{api_key: aigen_test_second}}
+clients:
+  shop: {{token: {shop}, accounts: [main], webhook_secrets: ["{whsec}"]}}
+  studio: {{token: {studio}, accounts: [main, second], webhook_secrets: ["{whsec}"]}}
+  bare: {{token: {bare}, accounts: [main]}}
+delivery: {{allowed_hosts: ["127.0.0.1:9000"]}}
+"""
+DNS = {
+    "hooks.example.com": ["93.184.215.14"],
+    "internal.example.com": ["192.168.1.1"],
+    "mixed.example.com": ["93.184.215.14", "10.1.2.3"],
+}
+
+
+async def fake_resolve(host: str, port: int) -> list[str]:
+    """DNS from the table above; anything else does not exist."""
+    if host not in DNS:
+        raise OSError(f"no such host {host}")
+    return DNS[host]
+
+
+@dataclass
+class Clock:
+    """A settable clock for `create_app(now=...)`."""
+
+    at: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def advance(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@dataclass
+class Api:
+    """A running bridge API and an HTTP client for it."""
+
+    url: str
+    app: Starlette
+    http: httpx.AsyncClient
+    clock: Clock = field(default_factory=Clock)
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
+
+    def auth(self, client: str = "shop", **headers: str) -> dict[str, str]:
+        """Headers with the client's bearer token (extra headers as keyword arguments)."""
+        return {"Authorization": f"Bearer {TOKENS[client]}", **headers}
+
+    async def create(
+        self, client: str = "shop", *, headers: dict[str, Any] | None = None, **body: Any
+    ) -> httpx.Response:
+        """POST /v1/watches; job_id defaults to a fresh UUID."""
+        body.setdefault("job_id", str(uuid.uuid4()))
+        return await self.http.post(
+            "/v1/watches", json=body, headers={**self.auth(client), **(headers or {})}
+        )
+
+
+def config_for(storage_url: str) -> Any:
+    text = CONFIG.format(url=storage_url, whsec=WHSEC, **TOKENS)
+    return parse_config(text, env={})
+
+
+@contextlib.asynccontextmanager
+async def running_api(storage_url: str, *, scheduler_running: bool = True) -> AsyncIterator[Api]:
+    """Serve the bridge API on loopback with an injected clock and DNS."""
+    clock = Clock()
+    app = create_app(config_for(storage_url), now=clock, resolve=fake_resolve, background=False)
+    async with serving(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+        app.state.services.scheduler_running = lambda: scheduler_running
+        yield Api(url=server.url, app=app, http=http, clock=clock)
+
+
+async def seed_event(
+    store: Store, *, watch_id: str, sequence: int, destinations: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Store one event of the watch and a delivery per destination with the given status.
+
+    Returns the event payload and {destination: delivery id}.
+    """
+    event_id = f"evt_{uuid.uuid4().hex}"
+    payload = {
+        "type": "job.processing",
+        "timestamp": "2026-11-28T12:00:00Z",
+        "data": {"event_id": event_id, "watch_id": watch_id, "sequence": sequence},
+    }
+    ids = {name: f"dlv_{uuid.uuid4().hex}" for name in destinations}
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            events.insert().values(
+                id=event_id,
+                watch_id=watch_id,
+                sequence=sequence,
+                type=payload["type"],
+                payload=payload,
+                created_at=NOW,
+            )
+        )
+        for name, status in destinations.items():
+            await conn.execute(
+                deliveries.insert().values(
+                    id=ids[name],
+                    event_id=event_id,
+                    watch_id=watch_id,
+                    sequence=sequence,
+                    destination=name,
+                    status=status,
+                    attempts=8 if status == "dead" else 1,
+                    next_attempt_at=None if status != "pending" else NOW,
+                    last_status_code=500 if status == "dead" else 200,
+                    last_error="HTTP 500" if status == "dead" else None,
+                    lease_owner="worker-1" if status == "dead" else None,
+                    lease_expires_at=NOW if status == "dead" else None,
+                    created_at=NOW,
+                    updated_at=NOW,
+                    delivered_at=NOW if status == "delivered" else None,
+                )
+            )
+    return payload, ids
