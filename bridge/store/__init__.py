@@ -9,13 +9,14 @@ from bridge.store.engine import create_engine, migrate
 from bridge.store.jobs import JobQueries
 from bridge.store.outbox import OutboxQueries
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
+from bridge.store.retry import RetryQueries
 from bridge.store.state import StateQueries
 from bridge.store.watches import WatchQueries
 
 __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
 
 
-class Store(WatchQueries, JobQueries, OutboxQueries, StateQueries):
+class Store(WatchQueries, JobQueries, OutboxQueries, RetryQueries, StateQueries):
     """Every query the bridge makes, over one async engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:

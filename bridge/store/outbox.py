@@ -129,13 +129,14 @@ class OutboxQueries:
         self, *, now: datetime, owner: str, lease_s: float, limit: int
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first."""
+        lease_free = or_(D.c.lease_expires_at.is_(None), D.c.lease_expires_at <= now)
         query = (
             select(*_CLAIM_COLUMNS)
             .select_from(_CLAIM_JOIN)
             .where(
                 D.c.status == "pending",
                 D.c.next_attempt_at <= now,
-                or_(D.c.lease_expires_at.is_(None), D.c.lease_expires_at <= now),
+                lease_free,
                 watches.c.status != "cancelled",
                 ~_WAITS_FOR_EARLIER,
             )
@@ -145,14 +146,19 @@ class OutboxQueries:
         if self.dialect == "postgresql":
             query = query.with_for_update(of=D, skip_locked=True)
         async with self.engine.begin() as conn:
-            claimed = [_claimed(row) for row in await conn.execute(query)]
-            if claimed:
-                await conn.execute(
-                    update(D)
-                    .where(D.c.id.in_([c.id for c in claimed]))
-                    .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
-                )
-        return claimed
+            candidates = [_claimed(row) for row in await conn.execute(query)]
+            if not candidates:
+                return []
+            # The lease is checked again as it is taken: without the row locks (or should a
+            # lock be skipped) a row another replica leased meanwhile is not taken twice.
+            taken = await conn.execute(
+                update(D)
+                .where(D.c.id.in_([c.id for c in candidates]), lease_free)
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+                .returning(D.c.id)
+            )
+            ids = set(taken.scalars())
+        return [c for c in candidates if c.id in ids]
 
     async def record_attempts(
         self, results: Sequence[AttemptResult], *, now: datetime, owner: str

@@ -1,0 +1,383 @@
+"""Webhook delivery throughput and latency, beside the raw httpx POST rate; prints one JSON object.
+
+A receiver runs in its own process (so its CPU is not the bridge's): it answers 200 to every POST
+and notes when each `webhook-id` arrived. Measured per storage backend (SQLite, PostgreSQL):
+
+- throughput: a backlog of `--watches` x `--events` committed deliveries drained by one Deliverer;
+- latency: events committed at `--rate` per second for `--seconds`, delivered by a loop that calls
+  `deliver_due()` and, when nothing was due, waits `--tick` seconds (the scheduler's part of the
+  latency); p50/p99 from an event's commit (its created_at) to its receipt.
+
+The baseline is httpx POSTing an event-sized body to the same receiver at concurrency 1, 8 and the
+Deliverer's, measured just before and just after each backend (the machine may be shared); the
+ratio is to the best of those.
+
+    python bench/delivery.py [--watches 300] [--events 4] [--rate 200] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bridge import signing
+from bridge.channels.registry import ChannelRegistry
+from bridge.config import Config
+from bridge.delivery import DEFAULT_CONCURRENCY, Deliverer
+from bridge.ids import new_id
+from bridge.payloads import iso
+from bridge.services import Services
+from bridge.store import Store, open_store
+from bridge.store.tables import deliveries, events, watches
+
+RAW_CONCURRENCY = (1, 8, DEFAULT_CONCURRENCY)
+
+
+def serve_receiver() -> None:
+    """The child process: a receiver that records arrival times; prints its URL when ready."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from bridge.localserver import serving
+
+    arrivals: dict[str, float] = {}
+
+    async def hook(request: Request) -> Response:
+        await request.body()
+        arrivals.setdefault(request.headers.get("webhook-id", ""), time.time())
+        return PlainTextResponse("ok")
+
+    async def take(request: Request) -> Response:
+        taken = dict(arrivals)
+        arrivals.clear()
+        return JSONResponse(taken)
+
+    async def run() -> None:
+        app = Starlette(
+            routes=[
+                Route("/hook", hook, methods=["POST"]),
+                Route("/arrivals", take, methods=["POST"]),
+            ]
+        )
+        async with serving(app) as server:
+            print(server.url, flush=True)
+            await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+@contextlib.contextmanager
+def receiver() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--receiver"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError("the receiver did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+async def take_arrivals(http: httpx.AsyncClient, url: str) -> dict[str, float]:
+    response = await http.post(url + "/arrivals")
+    response.raise_for_status()
+    return {key: float(value) for key, value in response.json().items()}
+
+
+@contextlib.asynccontextmanager
+async def storage(kind: str) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/bench.db"
+        return
+    from tests.pgcluster import running_cluster
+
+    with running_cluster() as server:
+        yield server.create_database()
+
+
+def make_config(secret: str) -> Config:
+    return Config.model_validate(
+        {
+            "upstream": {"accounts": {"main": {"api_key": "aigen_test_bench"}}},
+            "clients": {
+                "shop": {"token": "bench-token", "accounts": ["main"], "webhook_secrets": [secret]}
+            },
+            "delivery": {"timeout_s": 10, "allowed_hosts": ["127.0.0.1"]},
+        }
+    )
+
+
+def payload(event_id: str, watch_id: str, sequence: int, at: datetime) -> dict[str, Any]:
+    data = {
+        "event_id": event_id,
+        "watch_id": watch_id,
+        "job_id": "job",
+        "account": "main",
+        "sequence": sequence,
+        "metadata": {"order": "A-1"},
+        "previous_status": "queued",
+        "job": {
+            "status": "processing",
+            "total_items": 20,
+            "completed_items": 7,
+            "failed_items": 0,
+            "credits_used": 7,
+        },
+        "item": None,
+    }
+    return {"type": "job.processing", "timestamp": iso(at), "data": data}
+
+
+async def add_watches(store: Store, count: int, url: str) -> list[str]:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": new_id("wat"),
+            "client": "shop",
+            "account": "main",
+            "job_id": f"job-{n}",
+            "status": "active",
+            "webhook_url": url,
+            "events": ["*"],
+            "metadata": {},
+            "last_sequence": 0,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + timedelta(hours=1),
+        }
+        for n in range(count)
+    ]
+    async with store.engine.begin() as conn:
+        await conn.execute(watches.insert(), rows)
+    return [row["id"] for row in rows]
+
+
+async def commit_events(store: Store, batch: list[tuple[str, int]]) -> dict[str, datetime]:
+    """Commit one event per (watch, sequence) with its delivery; returns event id -> created_at."""
+    at = datetime.now(UTC)
+    event_rows, delivery_rows = [], []
+    for watch_id, sequence in batch:
+        event_id = new_id("evt")
+        event_rows.append(
+            {
+                "id": event_id,
+                "watch_id": watch_id,
+                "sequence": sequence,
+                "type": "job.processing",
+                "payload": payload(event_id, watch_id, sequence, at),
+                "created_at": at,
+            }
+        )
+        delivery_rows.append(
+            {
+                "id": new_id("dlv"),
+                "event_id": event_id,
+                "watch_id": watch_id,
+                "sequence": sequence,
+                "destination": "webhook_url",
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": at,
+                "created_at": at,
+                "updated_at": at,
+            }
+        )
+    async with store.engine.begin() as conn:
+        await conn.execute(events.insert(), event_rows)
+        await conn.execute(deliveries.insert(), delivery_rows)
+    return {row["id"]: at for row in event_rows}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def throughput(
+    deliverer: Deliverer, store: Store, url: str, http: httpx.AsyncClient, args: argparse.Namespace
+) -> dict[str, Any]:
+    watch_ids = await add_watches(store, args.watches, url + "/hook")
+    committed: dict[str, datetime] = {}
+    for sequence in range(1, args.events + 1):
+        committed |= await commit_events(store, [(w, sequence) for w in watch_ids])
+    started = time.monotonic()
+    attempts = 0
+    while (done := await deliverer.deliver_due()) > 0:
+        attempts += done
+    elapsed = time.monotonic() - started
+    arrived = await take_arrivals(http, url)
+    return {
+        "deliveries": len(committed),
+        "attempts": attempts,
+        "received": len(arrived.keys() & committed.keys()),
+        "seconds": round(elapsed, 2),
+        "per_second": round(len(committed) / elapsed, 1),
+    }
+
+
+async def latency(
+    deliverer: Deliverer, store: Store, url: str, http: httpx.AsyncClient, args: argparse.Namespace
+) -> dict[str, Any]:
+    watch_ids = await add_watches(store, args.watches, url + "/hook")
+    committed: dict[str, datetime] = {}
+    stop = asyncio.Event()
+
+    async def produce() -> None:
+        step_s, per_step = 0.02, max(1, round(args.rate * 0.02))
+        sequence, cursor = 1, 0
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            batch = []
+            for _ in range(per_step):
+                batch.append((watch_ids[cursor], sequence))
+                cursor += 1
+                if cursor == len(watch_ids):
+                    cursor, sequence = 0, sequence + 1
+            committed.update(await commit_events(store, batch))
+            await asyncio.sleep(step_s)
+        stop.set()
+
+    async def deliver() -> None:
+        while True:
+            if await deliverer.deliver_due() == 0:
+                if stop.is_set():
+                    return
+                await asyncio.sleep(args.tick)
+
+    started = time.monotonic()
+    await asyncio.gather(produce(), deliver())
+    elapsed = time.monotonic() - started
+    arrived = await take_arrivals(http, url)
+    delays_ms = [
+        (arrived[e] - at.timestamp()) * 1000 for e, at in committed.items() if e in arrived
+    ]
+    return {
+        "events": len(committed),
+        "received": len(delays_ms),
+        "offered_per_second": round(len(committed) / elapsed, 1),
+        "p50_ms": round(statistics.median(delays_ms), 1),
+        "p99_ms": round(percentile(delays_ms, 0.99), 1),
+        "max_ms": round(max(delays_ms), 1),
+    }
+
+
+async def run_backend(
+    kind: str, url: str, http: httpx.AsyncClient, args: argparse.Namespace
+) -> dict[str, Any]:
+    async with storage(kind) as db:
+        store = await open_store(db)
+        config = make_config(signing.new_secret())
+        services = Services(config=config, store=store)
+        registry = ChannelRegistry(config=config, http=http, state=store, renderer=None)
+        deliverer = Deliverer(services=services, channels=registry, owner="bench", rng=Random(1))
+        try:
+            result = {"throughput": await throughput(deliverer, store, url, http, args)}
+            result["latency"] = await latency(deliverer, store, url, http, args)
+        finally:
+            await deliverer.aclose()
+            await store.close()
+        return result
+
+
+async def raw_posts(
+    http: httpx.AsyncClient, url: str, count: int, *, concurrency: int
+) -> dict[str, Any]:
+    """httpx alone: `count` POSTs of an event-sized body, `concurrency` at a time."""
+    now = datetime.now(UTC)
+    body = json.dumps(payload("evt_x", "wat_x", 1, now), separators=(",", ":")).encode()
+    queue = iter(range(count))
+
+    async def worker() -> None:
+        for n in queue:
+            response = await http.post(
+                url + "/hook",
+                content=body,
+                headers={"content-type": "application/json", "webhook-id": f"raw_{n}"},
+                timeout=10,
+            )
+            response.raise_for_status()
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    await take_arrivals(http, url)
+    return {"posts": count, "seconds": round(elapsed, 2), "per_second": round(count / elapsed, 1)}
+
+
+async def raw_rates(http: httpx.AsyncClient, url: str, count: int) -> dict[str, float]:
+    """The raw POST rate at a few concurrencies: httpx's pool slows as concurrency grows."""
+    rates = {}
+    for concurrency in RAW_CONCURRENCY:
+        done = await raw_posts(http, url, count, concurrency=concurrency)
+        rates[str(concurrency)] = float(done["per_second"])
+    return rates
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--watches", type=int, default=300)
+    parser.add_argument("--events", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--tick", type=float, default=0.05)
+    parser.add_argument("--raw-posts", type=int, default=500)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    args = parser.parse_args()
+    report: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "concurrency": DEFAULT_CONCURRENCY,
+        "backlog": f"{args.watches} watches x {args.events} events",
+        "idle_tick_s": args.tick,
+    }
+    async with asyncio.timeout(115):
+        with receiver() as url:
+            # Keep-alive for every concurrent send: the default 20 closes and reopens the rest.
+            limits = httpx.Limits(
+                max_connections=100, max_keepalive_connections=DEFAULT_CONCURRENCY
+            )
+            async with httpx.AsyncClient(trust_env=False, limits=limits) as http:
+                # Warm up: connections, the receiver's imports.
+                await raw_posts(http, url, 200, concurrency=DEFAULT_CONCURRENCY)
+                for kind in args.backends.split(","):
+                    # The machine may be shared: the baseline is measured right before and after.
+                    before = await raw_rates(http, url, args.raw_posts)
+                    result = await run_backend(kind, url, http, args)
+                    after = await raw_rates(http, url, args.raw_posts)
+                    raw = {c: round((before[c] + after[c]) / 2, 1) for c in before}
+                    result["httpx_raw_post_per_second_by_concurrency"] = raw
+                    result["throughput"]["ratio_to_best_raw"] = round(
+                        result["throughput"]["per_second"] / max(raw.values()), 3
+                    )
+                    report[kind] = result
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--receiver"]:
+        serve_receiver()
+    else:
+        asyncio.run(main())

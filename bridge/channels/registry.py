@@ -1,0 +1,181 @@
+"""ChannelRegistry: the channel object for each destination of a delivery, built from the config.
+
+Named channels are built once and reused, so per-channel state (Slack pacing, say) lives as long
+as the bridge. A watch's own `webhook_url` gets a fresh, cheap WebhookChannel per send: there can
+be one URL per watch, too many to keep.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import httpx
+
+from bridge.channels import Channel, StateStore
+from bridge.channels.webhook import WebhookChannel
+from bridge.config import (
+    Config,
+    EmailChannelConfig,
+    SlackChannelConfig,
+    SlackWebhookChannelConfig,
+    WebhookChannelConfig,
+)
+from bridge.routing import WEBHOOK_URL
+from bridge.urlguard import Resolver
+
+if TYPE_CHECKING:
+    from bridge.render import Renderer
+
+
+class DestinationError(Exception):
+    """A delivery's destination cannot be built (e.g. a channel no longer in the config)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("photo-bridge")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+class ChannelRegistry:
+    """Hands out the channel for a destination: `"webhook_url"` or a name from `config.channels`."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        http: httpx.AsyncClient,
+        state: StateStore,
+        renderer: Renderer | None,
+        resolve: Resolver | None = None,
+        now: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._config = config
+        self._http = http
+        self._state = state
+        self._renderer = renderer
+        self._resolve = resolve
+        self._now = now
+        self._user_agent = f"photo-bridge/{_version()}"
+        self._named: dict[str, Channel] = {}
+
+    def kind(self, destination: str) -> str:
+        """The destination's channel type (webhook, slack, ...), a metrics label."""
+        if destination == WEBHOOK_URL:
+            return "webhook"
+        settings = self._config.channels.get(destination)
+        return settings.type if settings is not None else "unknown"
+
+    def for_destination(self, destination: str, *, webhook_url: str | None, client: str) -> Channel:
+        """The channel that sends to `destination`; raises DestinationError when there is none."""
+        if destination == WEBHOOK_URL:
+            return self._watch_webhook(webhook_url, client)
+        channel = self._named.get(destination)
+        if channel is None:
+            channel = self._named[destination] = self._build(destination)
+        return channel
+
+    def _watch_webhook(self, url: str | None, client: str) -> Channel:
+        if not url:
+            raise DestinationError("the watch has no webhook_url")
+        settings = self._config.clients.get(client)
+        if settings is None:
+            raise DestinationError(f"client {client!r} is no longer configured")
+        if not settings.webhook_secrets:
+            raise DestinationError(f"client {client!r} has no webhook_secrets to sign with")
+        return self._webhook(url, [s.get_secret_value() for s in settings.webhook_secrets])
+
+    def _webhook(self, url: str, secrets: list[str]) -> WebhookChannel:
+        return WebhookChannel(
+            url=url,
+            secrets=secrets,
+            client=self._http,
+            allowed_hosts=self._config.delivery.allowed_hosts,
+            timeout_s=self._config.delivery.timeout_s,
+            user_agent=self._user_agent,
+            resolve=self._resolve,
+            now=self._now,
+        )
+
+    def _build(self, name: str) -> Channel:
+        settings = self._config.channels.get(name)
+        if settings is None:
+            raise DestinationError(f"channel {name!r} is no longer configured")
+        if isinstance(settings, WebhookChannelConfig):
+            return self._webhook(
+                settings.url, [s.get_secret_value() for s in settings.signing_secrets]
+            )
+        if self._renderer is None:
+            raise DestinationError(f"channel {name!r} needs templates, and no renderer was given")
+        if isinstance(settings, SlackChannelConfig):
+            return self._slack(name, settings, self._renderer)
+        if isinstance(settings, SlackWebhookChannelConfig):
+            return self._slack_webhook(name, settings, self._renderer)
+        return self._email(name, settings, self._renderer)
+
+    # Slack and email are imported when first needed: slack-sdk and aiosmtplib load only if used.
+
+    def _slack(self, name: str, settings: SlackChannelConfig, renderer: Renderer) -> Channel:
+        from bridge.channels.slack import SlackChannel
+
+        return SlackChannel(
+            name=name,
+            token=settings.token.get_secret_value(),
+            channel=settings.channel,
+            renderer=renderer,
+            state=self._state,
+            public_url=self._config.server.base_url,
+            base_url=settings.base_url,
+            timeout_s=self._config.delivery.timeout_s,
+        )
+
+    def _slack_webhook(
+        self, name: str, settings: SlackWebhookChannelConfig, renderer: Renderer
+    ) -> Channel:
+        from bridge.channels.slack import SlackWebhookChannel
+
+        return SlackWebhookChannel(
+            name=name,
+            url=settings.url.get_secret_value(),
+            renderer=renderer,
+            http=self._http,
+            timeout_s=self._config.delivery.timeout_s,
+            public_url=self._config.server.base_url,
+        )
+
+    def _email(self, name: str, settings: EmailChannelConfig, renderer: Renderer) -> Channel:
+        from bridge.channels.email import EmailChannel
+
+        password = settings.password.get_secret_value() if settings.password else None
+        return EmailChannel(
+            name=name,
+            host=settings.host,
+            port=settings.port,
+            sender=settings.from_,
+            to=list(settings.to),
+            renderer=renderer,
+            mode=settings.mode,
+            starttls=settings.starttls,
+            use_tls=settings.tls,
+            username=settings.username,
+            password=password,
+            timeout_s=self._config.delivery.timeout_s,
+            state=self._state,
+            public_url=self._config.server.base_url,
+        )
+
+    async def aclose(self) -> None:
+        """Close the channels that hold connections of their own (those with an `aclose`)."""
+        named, self._named = self._named, {}
+        for channel in named.values():
+            close = getattr(channel, "aclose", None)
+            if close is not None:
+                await close()
