@@ -31,13 +31,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.simserver import wait_ready  # noqa: E402
-from bridge.clients import UpstreamClients  # noqa: E402
-from bridge.config import parse_config  # noqa: E402
-from bridge.poller import Poller  # noqa: E402
-from bridge.services import Services  # noqa: E402
-from bridge.store import open_store  # noqa: E402
-from bridge.upstream import make_transport  # noqa: E402
+from bench.simserver import wait_ready
+from bridge.clients import UpstreamClients
+from bridge.config import parse_config
+from bridge.poller import Poller
+from bridge.services import Services
+from bridge.store import open_store
+from bridge.upstream import make_transport
 
 
 def cpu_seconds() -> float:
@@ -113,8 +113,9 @@ clients:
 """
 
 
-async def run_poller(url: str, db: str, keys: list[str], jobs: list[str], *, transport: str,
-                     seconds: float) -> dict[str, float]:
+async def run_poller(
+    url: str, db: str, keys: list[str], jobs: list[str], *, transport: str, seconds: float
+) -> dict[str, float]:
     config = parse_config(config_text(url, db, keys, transport), env={})
     store = await open_store(db)
     services = Services(config=config, store=store)
@@ -123,9 +124,17 @@ async def run_poller(url: str, db: str, keys: list[str], jobs: list[str], *, tra
     await poller.start()
     now = datetime.now(UTC)
     for i, job_id in enumerate(jobs):
-        await store.create_watch(client="shop", account=f"a{i}", job_id=job_id, webhook_url=None,
-                                 events=["*"], metadata={}, idempotency_key=None, now=now,
-                                 ttl=timedelta(hours=1))
+        await store.create_watch(
+            client="shop",
+            account=f"a{i}",
+            job_id=job_id,
+            webhook_url=None,
+            events=["*"],
+            metadata={},
+            idempotency_key=None,
+            now=now,
+            ttl=timedelta(hours=1),
+        )
     lags: list[float] = []
     claim = store.claim_due_jobs
 
@@ -172,11 +181,19 @@ async def main() -> None:
         for backend in args.backends.split(","):
             for transport in args.transports.split(","):
                 async with storage(backend) as db:
-                    result = await run_poller(url, db, keys, jobs, transport=transport,
-                                              seconds=args.seconds)
-                result |= {"backend": backend, "transport": transport,
-                           "ratio_to_raw_same_transport": round(result["polls_per_s"] / baselines[transport], 3),
-                           "ratio_to_raw_httpx": round(result["polls_per_s"] / baselines.get("httpx", 1), 3)}
+                    result = await run_poller(
+                        url, db, keys, jobs, transport=transport, seconds=args.seconds
+                    )
+                result |= {
+                    "backend": backend,
+                    "transport": transport,
+                    "ratio_to_raw_same_transport": round(
+                        result["polls_per_s"] / baselines[transport], 3
+                    ),
+                    "ratio_to_raw_httpx": round(
+                        result["polls_per_s"] / baselines.get("httpx", 1), 3
+                    ),
+                }
                 runs.append(result)
         report["runs"] = runs
     report["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -1,6 +1,6 @@
 """A simulator process for benchmarks: N keys, one never-ending job each, no limits.
 
-    python bench/simserver.py N OUT.json   # writes {"url", "keys", "jobs"} to OUT.json once serving
+python bench/simserver.py N OUT.json   # writes {"url", "keys", "jobs"} to OUT.json once serving
 """
 
 from __future__ import annotations

@@ -5,19 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 
 from starlette.applications import Starlette
 
 from bridge.api.errors import exception_handlers
 from bridge.api.middleware import middleware
 from bridge.api.routes import routes
-from bridge.background import Background, replica_id
-from bridge.clients import TransportFactory, UpstreamClients
+from bridge.clients import TransportFactory
 from bridge.config import Config
-from bridge.poller import Poller
-from bridge.services import Clock, Resolver, Services, utcnow
-from bridge.store import Store, open_store
+from bridge.runtime import Runtime
+from bridge.services import Clock, Resolver, utcnow
+from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -35,28 +33,19 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        opened = store or await open_store(config.storage.url)
-        services = Services(config=config, store=opened, now=now, resolve=resolve)
-        clients = UpstreamClients(config, upstream_transport)
-        poller = Poller(services=services, clients=clients, owner=replica_id())
-        await poller.start()
-
-        async def prune(_: datetime | None) -> int:
-            await opened.prune_poll_log(now=services.now())
-            return 0
-
-        work = Background({"poll": (poller.poll_due, 1.0), "prune-poll-log": (prune, 300.0)})
-        services.scheduler_running = lambda: work.running
-        app.state.services, app.state.poller = services, poller
-        if background:
-            work.start()
+        runtime = await Runtime.start(
+            config,
+            store=store,
+            now=now,
+            resolve=resolve,
+            background=background,
+            upstream_transport=upstream_transport,
+        )
+        app.state.services, app.state.runtime = runtime.services, runtime
         try:
             yield
         finally:
-            await work.stop()
-            await clients.aclose()
-            if store is None:
-                await opened.close()
+            await runtime.stop()
 
     return Starlette(
         routes=routes(),

@@ -31,6 +31,8 @@ class Background:
         self._steps = steps
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._running: set[asyncio.Task[None]] = set()
+        self._busy: set[str] = set()
+        self._again: set[str] = set()
         self._stopping = False
 
     @property
@@ -54,21 +56,36 @@ class Background:
             )
         self._scheduler.start()
 
+    def nudge(self, name: str) -> None:
+        """Run step `name` as soon as possible: new work for it has just been committed."""
+        if not self.running:
+            return
+        if name in self._busy:
+            self._again.add(name)  # the running tick takes one more round
+            return
+        job = self._scheduler.get_job(name)
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
     async def _tick(self, name: str, step: Step) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._running.add(task)
+        self._busy.add(name)
         try:
             started = time.monotonic()
             while not self._stopping:
+                self._again.discard(name)
                 done = await step(None)
-                if done == 0 or time.monotonic() - started > MAX_LOOP_S:
+                more = done > 0 or name in self._again
+                if not more or time.monotonic() - started > MAX_LOOP_S:
                     break
         except Exception:
             log.exception(
                 "background step failed; it runs again at its next tick", extra={"step": name}
             )
         finally:
+            self._busy.discard(name)
             self._running.discard(task)
 
     async def stop(self, *, timeout_s: float = 30.0) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from random import Random
@@ -33,12 +33,14 @@ class Poller:
         rng: Random | None = None,
         batch: int = 200,
         max_in_flight: int = 100,
+        on_events: Callable[[], None] | None = None,
     ) -> None:
         self.services = services
         self.clients = clients
         self.owner = owner
         self.rng = rng or Random()
         self.batch = batch
+        self.on_events = on_events  # told when events were committed, so delivery starts at once
         # Matches the shared pool's connection limit, so polls never queue inside the transport.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         config = services.config
@@ -48,7 +50,7 @@ class Poller:
             if name in clients
         }
         # A poll's lease outlives its timeout, so a live replica never loses a job mid-poll.
-        self.lease = timedelta(seconds=config.upstream.timeout_s * 2 + 30)
+        self.lease = timedelta(seconds=config.upstream.timeout_s * 2 + 5)
 
     def _context(self) -> PlanContext:
         return PlanContext(config=self.services.config, now=self.services.now(), rng=self.rng)
@@ -102,12 +104,17 @@ class Poller:
         writes = await self.services.store.apply_plans(
             list(outcomes), planner, now=ctx.now, owner=self.owner
         )
-        for write in writes:
-            for event in write.events:
-                self.services.metrics.events.labels(event.type).inc()
+        self._committed(writes)
         await self._observe_budgets(outcomes, ctx.now)
         for account in {k[0] for k, o in outcomes.items() if isinstance(o, Unauthorized)}:
             await self.fail_account(account)
+
+    def _committed(self, writes: list[JobWrite]) -> None:
+        for write in writes:
+            for event in write.events:
+                self.services.metrics.events.labels(event.type).inc()
+        if self.on_events is not None and any(w.deliveries for w in writes):
+            self.on_events()
 
     async def _observe_budgets(self, outcomes: dict[Key, Outcome], now: datetime) -> None:
         latest: dict[str, Outcome] = {}
@@ -143,18 +150,20 @@ class Poller:
         )
         keys = await self.services.store.jobs_of_account(account)
         ctx = self._context()
-        await self.services.store.apply_plans(
+        writes = await self.services.store.apply_plans(
             keys, partial(_end, ctx=ctx, reason="invalid_api_key", only_expired=False), now=ctx.now
         )
+        self._committed(writes)
 
     async def expire_watches(self, now: datetime) -> None:
         """End watches whose TTL passed with `watch.expired`."""
         keys = await self.services.store.jobs_with_expired_watches(now=now, limit=self.batch)
         if keys:
             ctx = PlanContext(config=self.services.config, now=now, rng=self.rng)
-            await self.services.store.apply_plans(
+            writes = await self.services.store.apply_plans(
                 keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
             )
+            self._committed(writes)
 
 
 def _end(

@@ -1,0 +1,123 @@
+"""photo-bridge serve | check-config | demo | simulator | send-test: the console script."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from bridge.config import Config, ConfigError, config_path, load_config
+
+
+def _load(path_arg: str | None) -> Config | None:
+    path = config_path(path_arg)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.app import create_app
+    from bridge.logs import configure_logging
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    configure_logging(os.environ.get("BRIDGE_LOG_LEVEL", "INFO"))
+    uvicorn.run(
+        create_app(config),
+        host=config.server.host,
+        port=config.server.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from bridge.checks import template_problems
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    problems = template_problems(config)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    print(
+        f"{config_path(args.config)}: OK ({len(config.upstream.accounts)} accounts, "
+        f"{len(config.clients)} clients, {len(config.channels)} channels, {len(config.routes)} routes)"
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bridge.demo import run_demo
+
+    return asyncio.run(run_demo(items=args.items, seconds_per_item=args.seconds_per_item))
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bridge.simulator import create_simulator, settings_from_args
+
+    uvicorn.run(create_simulator(settings_from_args(args)), host=args.host, port=args.port)
+    return 0
+
+
+def _send_test(args: argparse.Namespace) -> int:
+    from bridge.sendtest import send_test
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    return asyncio.run(send_test(config, args.channel))
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one sub-command per job the bridge does."""
+    from bridge.simulator import add_arguments
+
+    top = argparse.ArgumentParser(prog="photo-bridge", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, func, text in (
+        ("serve", _serve, "run the HTTP API and the scheduler"),
+        ("check-config", _check_config, "check a config file; exit 1 listing every problem"),
+        ("send-test", _send_test, "send a sample notification to one channel"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--config", help="config file (default $BRIDGE_CONFIG, then ./config.yaml)"
+        )
+        cmd.set_defaults(func=func)
+        if name == "send-test":
+            cmd.add_argument("channel", help="a channel name from the config")
+    demo = sub.add_parser("demo", help="run the whole bridge on embedded defaults and exit")
+    demo.add_argument("--items", type=int, default=20, choices=range(1, 21), metavar="1..20")
+    demo.add_argument("--seconds-per-item", type=float, default=0.4)
+    demo.set_defaults(func=_demo)
+    simulator = sub.add_parser("simulator", help="serve a stand-in of the AI Gen Studio API")
+    add_arguments(simulator)
+    simulator.set_defaults(func=_simulator)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the console script; returns the process exit code."""
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

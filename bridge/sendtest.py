@@ -1,0 +1,66 @@
+"""send_test(config, name): send one sample notification to a channel and say plainly how it went."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bridge.channels import Message, SendError
+from bridge.channels.registry import ChannelRegistry, DestinationError
+from bridge.config import Config, EmailChannelConfig
+from bridge.ids import new_id
+from bridge.render import Renderer, TemplateProblem, sample_event, sample_job
+
+
+class _Scratch:
+    """Channel state for a test send: kept in memory, so real jobs' threads are left alone."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, Any]] = {}
+
+    async def get_state(self, key: str) -> dict[str, Any] | None:
+        return self._values.get(key)
+
+    async def put_state(self, key: str, value: dict[str, Any]) -> None:
+        self._values[key] = value
+
+
+async def send_test(config: Config, name: str) -> int:
+    """Send a sample event to channel `name`; print the outcome; return the exit code."""
+    channel_config = config.channels.get(name)
+    if channel_config is None:
+        known = ", ".join(sorted(config.channels)) or "none configured"
+        print(f"unknown channel {name!r} (channels: {known})")
+        return 1
+    summary = isinstance(channel_config, EmailChannelConfig) and channel_config.mode == "summary"
+    payload = sample_event("job.partially_completed" if summary else "item.failed")
+    try:
+        renderer = Renderer(override_dir=config.templates.dir)
+    except TemplateProblem as exc:
+        print(f"templates are broken: {exc}")
+        return 1
+    message = Message(
+        delivery_id=new_id("dlv"),
+        event_id=payload["data"]["event_id"],
+        event_type=payload["type"],
+        timestamp=datetime.now(UTC),
+        payload=payload,
+        job=sample_job(),
+    )
+    async with httpx.AsyncClient() as http:
+        registry = ChannelRegistry(config=config, http=http, state=_Scratch(), renderer=renderer)
+        try:
+            channel = registry.for_destination(name, webhook_url=None, client="send-test")
+            result = await channel.send(message)
+        except (DestinationError, SendError) as exc:
+            code = getattr(exc, "status_code", None)
+            print(
+                f"FAILED: {channel_config.type} channel {name!r}: {exc}"
+                + (f" (HTTP {code})" if code else "")
+            )
+            return 1
+    status = f" (HTTP {result.status_code})" if result.status_code else ""
+    print(f"OK: sent a sample {payload['type']} to {channel_config.type} channel {name!r}{status}")
+    return 0
