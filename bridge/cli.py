@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from bridge.config import Config, ConfigError, config_path, load_config
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _load(path_arg: str | None) -> Config | None:
@@ -21,6 +26,28 @@ def _load(path_arg: str | None) -> Config | None:
         return None
 
 
+def _draining_server_class() -> type[Any]:
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn, except that SIGTERM/SIGINT end in exit code 0 once in-flight work is drained.
+
+        uvicorn re-raises the signal after its graceful shutdown, so the process would die by
+        SIGTERM; the contract says a drained bridge exits 0.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return DrainingServer
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -31,15 +58,18 @@ def _serve(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     configure_logging(os.environ.get("BRIDGE_LOG_LEVEL", "INFO"))
-    uvicorn.run(
-        create_app(config),
-        host=config.server.host,
-        port=config.server.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
+    server = _draining_server_class()(
+        uvicorn.Config(
+            create_app(config),
+            host=config.server.host,
+            port=config.server.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=30,
+        )
     )
-    return 0
+    server.run()
+    return 0 if server.started else 1
 
 
 def _check_config(args: argparse.Namespace) -> int:
