@@ -8,6 +8,7 @@ no event is lost, duplicated or numbered with a gap.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -192,7 +193,7 @@ async def test_replicas_share_work_and_survive_sigkill(pg_url, tmp_path):
     stats = sim.state.simulator.stats()
     for job_id, spans in recorder.spans.items():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"two polls of job {job_id} overlapped"
     polls = stats["keys"][KEY]["poll_count"]
     assert stats["keys"][KEY]["rate_limited"] == 0
