@@ -17,20 +17,23 @@ __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"
 
 
 class Store(WatchQueries, JobQueries, OutboxQueries, RetryQueries, StateQueries):
-    """Every query the bridge makes, over one async engine."""
+    """Every query the bridge makes: writes on `engine`, plain reads on `reader`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:
         self.engine = engine
+        self.reader = reader or engine  # SQLite: a pool of readers beside the one writer
         self.dialect = engine.dialect.name
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
+        if self.reader is not self.engine:
+            await self.reader.dispose()
 
 
 async def open_store(url: str, *, run_migrations: bool = True) -> Store:
@@ -38,4 +41,5 @@ async def open_store(url: str, *, run_migrations: bool = True) -> Store:
     engine = create_engine(url)
     if run_migrations:
         await migrate(engine)
-    return Store(engine)
+    reader = create_engine(url, readers=4) if engine.dialect.name == "sqlite" else None
+    return Store(engine, reader)

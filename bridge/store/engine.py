@@ -40,11 +40,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """Build the engine; SQLite gets WAL and one connection, so writes never race in-process."""
+def create_engine(url: str, *, readers: int = 0) -> AsyncEngine:
+    """Build the engine. SQLite gets WAL and one writing connection, so writes never race
+    in-process; `readers` > 0 builds a pool of that many connections for reads only (WAL lets them
+    read while the writer writes)."""
     real = async_url(url)
     if real.startswith("sqlite"):
-        engine = create_async_engine(real, pool_size=1, max_overflow=0, pool_timeout=60)
+        size = readers or 1
+        engine = create_async_engine(real, pool_size=size, max_overflow=0, pool_timeout=60)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(real, pool_size=10, max_overflow=10, pool_pre_ping=True)

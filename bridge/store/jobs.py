@@ -49,6 +49,7 @@ class JobQueries:
     """The polling half of the store; mixed into `Store`."""
 
     engine: AsyncEngine
+    reader: AsyncEngine
     dialect: str
 
     async def ensure_budgets(self, accounts: Sequence[str], *, now: datetime) -> None:
@@ -61,14 +62,14 @@ class JobQueries:
 
     async def read_budget(self, account: str) -> BudgetState | None:
         """The account's stored budget state (for metrics and tests)."""
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(select(B).where(B.c.account == account))).first()
         return _budget_state(row) if row else None
 
     async def polls_since(self, account: str, since: datetime) -> int:
         """How many polls the account started after `since`, by every replica."""
         query = select(func.count()).where(poll_log.c.account == account, poll_log.c.at > since)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
     async def claim_due_jobs(
@@ -259,7 +260,7 @@ class JobQueries:
             .where(watches.c.account == account, watches.c.status == "active")
             .distinct()
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [(r.account, r.job_id) for r in await conn.execute(query)]
 
     async def jobs_with_expired_watches(self, *, now: datetime, limit: int) -> list[Key]:
@@ -270,7 +271,7 @@ class JobQueries:
             .distinct()
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [(r.account, r.job_id) for r in await conn.execute(query)]
 
     async def apply_plans(

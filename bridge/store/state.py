@@ -16,11 +16,12 @@ class StateQueries:
     """Implements `bridge.channels.StateStore` on the database."""
 
     engine: AsyncEngine
+    reader: AsyncEngine
     dialect: str
 
     async def get_state(self, key: str) -> dict[str, Any] | None:
         """The value stored under `key`, or None."""
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (
                 await conn.execute(select(channel_state.c.value).where(channel_state.c.key == key))
             ).first()

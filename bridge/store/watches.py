@@ -66,6 +66,7 @@ class WatchQueries:
     """The watch half of the store; mixed into `Store`, which provides `engine` and `dialect`."""
 
     engine: AsyncEngine
+    reader: AsyncEngine
     dialect: str
 
     async def _select_watch(self, conn: AsyncConnection, *conditions: Any) -> WatchRecord | None:
@@ -168,7 +169,7 @@ class WatchQueries:
         conditions = [watches.c.id == watch_id]
         if client is not None:
             conditions.append(watches.c.client == client)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return await self._select_watch(conn, *conditions)
 
     async def list_watches(
@@ -181,7 +182,7 @@ class WatchQueries:
         if cursor:
             query = query.where(watches.c.id < cursor)
         query = query.order_by(watches.c.id.desc()).limit(limit + 1)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             rows = [_watch(r) for r in await conn.execute(query)]
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
@@ -227,7 +228,7 @@ class WatchQueries:
     async def list_events(self, *, watch_id: str) -> list[EventRecord]:
         """Every event of the watch in sequence order."""
         query = select(events).where(events.c.watch_id == watch_id).order_by(events.c.sequence)
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [
                 EventRecord(**{name: r._mapping[name] for name in EventRecord.__slots__})
                 for r in await conn.execute(query)
@@ -240,5 +241,5 @@ class WatchQueries:
             .where(deliveries.c.watch_id == watch_id)
             .order_by(deliveries.c.sequence, deliveries.c.destination)
         )
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             return [delivery_record(r) for r in await conn.execute(query)]
