@@ -45,7 +45,7 @@ class Metrics:
         )
         self.budget_remaining = Gauge(
             "bridge_poll_budget_remaining",
-            "Polls left in the rolling hour, by account",
+            "Polls the upstream last said are left (X-RateLimit-Remaining), by account",
             ["account"],
             registry=self.registry,
         )

@@ -136,6 +136,10 @@ class Poller:
         changes = {account: partial(fold, outcome) for account, outcome in latest.items()}
         await self.services.store.update_budgets(changes, now=now)
         for account, outcome in latest.items():
+            if outcome.rate_limit is not None and outcome.rate_limit.remaining is not None:
+                self.services.metrics.budget_remaining.labels(account).set(
+                    outcome.rate_limit.remaining
+                )
             if isinstance(outcome, RateLimited):
                 log.warning(
                     "upstream rate limit: account paused",
