@@ -12,9 +12,10 @@ from bridge.api.errors import exception_handlers
 from bridge.api.middleware import middleware
 from bridge.api.routes import routes
 from bridge.clients import TransportFactory
+from bridge.clock import Clock, utcnow
 from bridge.config import Config
 from bridge.runtime import Runtime
-from bridge.services import Clock, Resolver, utcnow
+from bridge.services import Resolver
 from bridge.store import Store
 
 log = logging.getLogger(__name__)

@@ -11,11 +11,12 @@ import httpx
 from bridge.background import Background, replica_id
 from bridge.channels.registry import ChannelRegistry
 from bridge.clients import TransportFactory, UpstreamClients
+from bridge.clock import Clock
 from bridge.config import Config
 from bridge.delivery import Deliverer
 from bridge.poller import Poller
 from bridge.render import Renderer
-from bridge.services import Clock, Resolver, Services
+from bridge.services import Resolver, Services
 from bridge.store import Store, open_store
 
 POLL_TICK_S = 1.0

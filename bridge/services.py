@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from bridge.clock import Clock, utcnow
 from bridge.config import Config
 from bridge.metrics import Metrics
 from bridge.store import Store
 
-Clock = Callable[[], datetime]
 Resolver = Callable[[str, int], Awaitable[list[str]]]
-
-
-def utcnow() -> datetime:
-    """The current time, aware UTC."""
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -20,6 +20,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from bridge.clock import utcnow
 from bridge.snapshot import ItemSnapshot, JobSnapshot
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,6 @@ class _Meta(TypedDict):
     status_code: int | None
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class UpstreamClient:
     """Polls one account's jobs over one keep-alive pool; every failure becomes an `Outcome`."""
 
@@ -138,7 +135,7 @@ class UpstreamClient:
         timeout_s: float,
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = "photo-bridge",
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         # Validated here so httpx never builds an exception whose args hold the key.
         if not _TOKEN.fullmatch(api_key):

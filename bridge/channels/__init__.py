@@ -20,8 +20,12 @@ class Message:
     event_id: str
     event_type: str
     timestamp: datetime  # when the event was recorded; aware UTC
-    payload: Mapping[str, Any]  # the event exactly as CONTRACT section 4: {"type", "timestamp", "data"}
-    job: Mapping[str, Any] | None  # the latest stored job with all its items (JobSnapshot.to_dict())
+    payload: Mapping[
+        str, Any
+    ]  # the event exactly as CONTRACT section 4: {"type", "timestamp", "data"}
+    job: (
+        Mapping[str, Any] | None
+    )  # the latest stored job with all its items (JobSnapshot.to_dict())
     attempt: int = 1  # 1 on the first try
 
 

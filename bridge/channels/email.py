@@ -14,7 +14,7 @@ import re
 import ssl
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any, Literal
@@ -22,6 +22,7 @@ from typing import Any, Literal
 import aiosmtplib
 
 from bridge.channels import Message, SendError, SendResult, StateStore
+from bridge.clock import utcnow
 from bridge.render import SUMMARY_EVENTS, Renderer, TemplateProblem, template_context
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ _UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 # On the wire: CRLF, and headers left unfolded up to RFC 5322's 998 characters, so a long
 # Message-ID or References stays on one line for the simplest thread-matching client.
 WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def is_summary_event(event_type: str) -> bool:
@@ -106,7 +103,7 @@ class EmailChannel:
         state: StateStore | None = None,
         public_url: str | None = None,
         tls_context: ssl.SSLContext | None = None,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         if not to:
             raise ValueError("an email channel needs at least one recipient")

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import httpx
 
 from bridge.channels import Channel, StateStore
 from bridge.channels.webhook import WebhookChannel
+from bridge.clock import utcnow
 from bridge.config import (
     Config,
     EmailChannelConfig,
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 
 class DestinationError(Exception):
     """A delivery's destination cannot be built (e.g. a channel no longer in the config)."""
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _version() -> str:
@@ -56,7 +53,7 @@ class ChannelRegistry:
         state: StateStore,
         renderer: Renderer | None,
         resolve: Resolver | None = None,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._config = config
         self._http = http

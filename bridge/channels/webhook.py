@@ -14,16 +14,13 @@ import httpx
 
 from bridge import signing
 from bridge.channels import Message, SendError, SendResult
+from bridge.clock import utcnow
 from bridge.urlguard import IPAddress, Resolver, UnsafeURL, check_url
 
 log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 4 * EXCERPT_CHARS  # enough for 500 characters of UTF-8
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class WebhookChannel:
@@ -39,7 +36,7 @@ class WebhookChannel:
         timeout_s: float,
         user_agent: str,
         resolve: Resolver | None = None,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         if not secrets:
             raise ValueError("a webhook channel needs at least one secret")

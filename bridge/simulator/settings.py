@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+
+from bridge.clock import utcnow
 
 DEFAULT_KEY = "aigen_test_simulator"
-
-
-def utc_now() -> datetime:
-    """Return the current time as an aware UTC datetime (the default clock)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,4 +37,4 @@ class SimulatorSettings:
     failure_rate: float = 0.1
     seed: int = 0
     enforce_limits: bool = True
-    now: Callable[[], datetime] = utc_now
+    now: Callable[[], datetime] = utcnow
