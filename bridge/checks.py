@@ -15,7 +15,7 @@ def template_problems(config: Config) -> list[str]:
     try:
         renderer = Renderer(override_dir=folder)
     except TemplateProblem as exc:
-        return [f"templates: {exc}"]
+        return [f"templates: {problem}" for problem in exc.problems]  # one line each
     names: set[str] = set()
     for channel in config.channels.values():
         names.update(TEMPLATES_BY_CHANNEL.get(channel.type, []))

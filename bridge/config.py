@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,9 +21,9 @@ from pydantic import (
 
 from bridge.config_refs import cross_reference_problems
 from bridge.interpolate import format_path, interpolate
+from bridge.signing import check_secret
 
 DEFAULT_RETRY_SCHEDULE_S = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
-_WHSEC = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
 
 
 class ConfigError(Exception):
@@ -113,11 +113,17 @@ class PollingConfig(_Strict):
         return self
 
 
-def _check_whsec(values: list[SecretStr]) -> list[SecretStr]:
-    for value in values:
-        if not _WHSEC.match(value.get_secret_value()):
-            raise ValueError("each secret must be 'whsec_' followed by base64")
-    return values
+def _check_whsec(value: SecretStr) -> SecretStr:
+    # The signer's own check, so the config never accepts a secret that cannot sign.
+    try:
+        check_secret(value.get_secret_value())
+    except ValueError:
+        raise ValueError("must be 'whsec_' followed by base64") from None
+    return value
+
+
+# Checked one by one, so each problem names its own path (and a missing ${VAR} only once).
+WebhookSecret = Annotated[SecretStr, AfterValidator(_check_whsec)]
 
 
 class ClientConfig(_Strict):
@@ -125,9 +131,7 @@ class ClientConfig(_Strict):
 
     token: SecretStr
     accounts: list[str] = Field(min_length=1)
-    webhook_secrets: list[SecretStr] = Field(default_factory=list)
-
-    _secrets_format = field_validator("webhook_secrets")(_check_whsec)
+    webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
 
     @field_validator("token")
     @classmethod
@@ -142,15 +146,13 @@ class WebhookChannelConfig(_Strict):
 
     type: Literal["webhook"]
     url: str
-    secret: SecretStr | None = None
-    secrets: list[SecretStr] = Field(default_factory=list)
+    secret: WebhookSecret | None = None
+    secrets: list[WebhookSecret] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _has_secret(self) -> WebhookChannelConfig:
-        all_secrets = self.signing_secrets
-        if not all_secrets:
+        if not self.signing_secrets:
             raise ValueError("needs 'secret' or 'secrets'")
-        _check_whsec(all_secrets)
         return self
 
     @property
@@ -166,6 +168,17 @@ class SlackChannelConfig(_Strict):
     token: SecretStr
     channel: str = Field(min_length=1)
     base_url: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        # slack-sdk joins method names onto it: without the slash, '.../api' + 'chat.postMessage'
+        # would become '.../chat.postMessage'.
+        return value if value.endswith("/") else value + "/"
 
 
 class SlackWebhookChannelConfig(_Strict):
@@ -251,15 +264,32 @@ def _pydantic_problems(error: ValidationError, skip: set[str]) -> list[str]:
         loc = list(item["loc"])
         if len(loc) >= 3 and loc[0] == "channels" and loc[2] in CHANNEL_TYPES:
             del loc[2]  # pydantic puts the union tag in the path; operators never wrote it
-        path = format_path(loc)
-        if path in skip:
-            continue
         message = {
             "extra_forbidden": "unknown key",
             "missing": "required key is missing",
+            "union_tag_not_found": "required key is missing",
         }.get(item["type"], item["msg"].removeprefix("Value error, "))
+        if item["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("type")  # the channel's `type` is what is wrong, not the channel
+        if item["type"] == "union_tag_invalid":
+            tag = item.get("ctx", {}).get("tag")
+            message = f"unknown channel type {tag!r} (use {', '.join(CHANNEL_TYPES)})"
+        path = format_path(loc)
+        if path in skip:
+            continue
         problems.append(f"{path or '(top level)'}: {message}")
     return problems
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where the YAML breaks, on one line; the offending text is left out (it may be a secret)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem and exc.problem_mark:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        detail = exc.problem
+    else:
+        where, detail = "", str(exc)  # e.g. a control character: the message holds no content
+    return f"(file): not valid YAML{where}: {' '.join(detail.split())}"
 
 
 def parse_config(text: str, *, env: Mapping[str, str] | None = None) -> Config:
@@ -267,7 +297,7 @@ def parse_config(text: str, *, env: Mapping[str, str] | None = None) -> Config:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([f"(file): not valid YAML: {exc}"]) from None
+        raise ConfigError([_yaml_problem(exc)]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -296,6 +326,8 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"(file): cannot read {path}: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"(file): cannot read {path}: not UTF-8 text"]) from None
     return parse_config(text, env=env)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,14 +33,14 @@ async def send_test(config: Config, name: str) -> int:
     channel_config = config.channels.get(name)
     if channel_config is None:
         known = ", ".join(sorted(config.channels)) or "none configured"
-        print(f"unknown channel {name!r} (channels: {known})")
+        print(f"unknown channel {name!r} (channels: {known})", file=sys.stderr)
         return 1
     summary = isinstance(channel_config, EmailChannelConfig) and channel_config.mode == "summary"
     payload = sample_event("job.partially_completed" if summary else "item.failed")
     try:
         renderer = Renderer(override_dir=config.templates.dir)
     except TemplateProblem as exc:
-        print(f"templates are broken: {exc}")
+        print(f"templates are broken: {exc}", file=sys.stderr)
         return 1
     message = Message(
         delivery_id=new_id("dlv"),
@@ -56,10 +57,8 @@ async def send_test(config: Config, name: str) -> int:
             result = await channel.send(message)
         except (DestinationError, SendError) as exc:
             code = getattr(exc, "status_code", None)
-            print(
-                f"FAILED: {channel_config.type} channel {name!r}: {exc}"
-                + (f" (HTTP {code})" if code else "")
-            )
+            said = f" (HTTP {code})" if code and f"HTTP {code}" not in str(exc) else ""
+            print(f"FAILED: {channel_config.type} channel {name!r}: {exc}{said}", file=sys.stderr)
             return 1
     status = f" (HTTP {result.status_code})" if result.status_code else ""
     print(f"OK: sent a sample {payload['type']} to {channel_config.type} channel {name!r}{status}")

@@ -54,7 +54,8 @@ def _problem(error: ErrorDetails) -> str:
 def problems(exc: ValidationError) -> str:
     """A one-line summary of a validation error, each problem led by the field it concerns."""
     found = [_problem(e) for e in exc.errors(include_url=False, include_input=False)]
-    unique = list(dict.fromkeys(found))
+    # Sorted: pydantic's own order of field and extra-key errors differs between its releases.
+    unique = sorted(set(found))
     return "; ".join(unique[:_MAX_PROBLEMS])
 
 
