@@ -9,7 +9,7 @@ import secrets
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -52,7 +52,9 @@ class Background:
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
-                next_run_time=None if interval_s > 30 else datetime.now(UTC),
+                # Short steps start at once; long ones (housekeeping) one interval from now.
+                next_run_time=datetime.now(UTC)
+                + timedelta(seconds=0 if interval_s <= 30 else interval_s),
             )
         self._scheduler.start()
 

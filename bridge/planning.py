@@ -25,7 +25,8 @@ NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch
 NOT_FOUND_RETRY_S = 15.0
 STRETCH = 1.5  # an unchanged job is polled 1.5 times less often each time, up to max_interval_s
-JITTER = 0.1  # intervals vary by ±10% so jobs registered together drift apart
+JITTER = 0.1
+MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway  # intervals vary by ±10% so jobs registered together drift apart
 
 ERRORS = {
     "invalid_api_key": "the upstream rejected the account's API key (HTTP 401)",
@@ -149,15 +150,17 @@ def plan_poll(
         return _plan_not_found(job, watches, ctx)
     if isinstance(outcome, RateLimited):
         wait = outcome.retry_after_s if outcome.retry_after_s is not None else 60.0
-        due = ctx.now + timedelta(seconds=wait)
+        due = ctx.now + timedelta(seconds=wait) if watches else None
         return JobWrite(job=_job_update(job, next_poll_at=due, priority=job.priority))
     # 5xx, timeouts, connection errors, garbage: back off this job, never an event.
     errors = job.error_count + 1
-    backoff = min(base_interval(job.status, ctx) * 2**errors, ctx.config.polling.max_interval_s)
+    backoff = min(
+        base_interval(job.status, ctx) * 2 ** min(errors, MAX_BACKOFF_DOUBLINGS),
+        ctx.config.polling.max_interval_s,
+    )
+    due = _jittered(backoff, ctx) if watches else None
     return JobWrite(
-        job=_job_update(
-            job, next_poll_at=_jittered(backoff, ctx), error_count=errors, priority=job.priority
-        )
+        job=_job_update(job, next_poll_at=due, error_count=errors, priority=job.priority)
     )
 
 

@@ -119,7 +119,10 @@ class Poller:
     async def _observe_budgets(self, outcomes: dict[Key, Outcome], now: datetime) -> None:
         latest: dict[str, Outcome] = {}
         for (account, _), outcome in outcomes.items():
-            if outcome.rate_limit is not None or isinstance(outcome, RateLimited):
+            if outcome.rate_limit is None and not isinstance(outcome, RateLimited):
+                continue
+            # Polls in flight together answer in any order: the fewest remaining is the newest word.
+            if account not in latest or _remaining(outcome) < _remaining(latest[account]):
                 latest[account] = outcome
 
         def fold(outcome: Outcome, state: BudgetState) -> BudgetState:
@@ -168,6 +171,13 @@ class Poller:
                 keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
             )
             self._committed(writes)
+
+
+def _remaining(outcome: Outcome) -> float:
+    if isinstance(outcome, RateLimited):
+        return -1.0  # a 429 always wins: it pauses the account
+    rl = outcome.rate_limit
+    return float(rl.remaining) if rl is not None and rl.remaining is not None else float("inf")
 
 
 def _end(

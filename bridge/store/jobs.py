@@ -7,6 +7,7 @@ changes) is written by `apply_plans` in one transaction, so a crash loses or dup
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from bridge.store.tables import (
 from bridge.store.upsert import insert_for
 from bridge.store.watches import watch_record
 
+log = logging.getLogger(__name__)
 J = upstream_jobs
 B = account_budgets
 Key = tuple[str, str]
@@ -91,7 +93,10 @@ class JobQueries:
             budgets = {
                 r.account: r
                 for r in await conn.execute(
-                    select(B).where(B.c.account.in_(accounts)).with_for_update(skip_locked=True)
+                    select(B)
+                    .where(B.c.account.in_(accounts))
+                    .order_by(B.c.account)
+                    .with_for_update(skip_locked=True)
                 )
             }
             jobs = [
@@ -102,6 +107,7 @@ class JobQueries:
                     .where(J.c.next_poll_at <= now)
                     .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
                     .where(J.c.account.in_(list(budgets)))
+                    .order_by(J.c.account, J.c.job_id)
                     .with_for_update(skip_locked=True)
                 )
             ]
@@ -239,7 +245,10 @@ class JobQueries:
             return
         async with self.engine.begin() as conn:
             rows = await conn.execute(
-                select(B).where(B.c.account.in_(list(changes))).with_for_update()
+                select(B)
+                .where(B.c.account.in_(list(changes)))
+                .order_by(B.c.account)
+                .with_for_update()
             )
             params = [
                 {
@@ -287,15 +296,32 @@ class JobQueries:
         if not keys:
             return []
         async with self.engine.begin() as conn:
-            query = select(J).where(tuple_(J.c.account, J.c.job_id).in_(list(keys)))
+            query = (
+                select(J)
+                .where(tuple_(J.c.account, J.c.job_id).in_(list(keys)))
+                .order_by(J.c.account, J.c.job_id)  # one lock order everywhere: no deadlocks
+            )
             if owner is not None:
                 query = query.where(J.c.lease_owner == owner)
             jobs = [_job_row(r) for r in await conn.execute(query.with_for_update())]
             if not jobs:
                 return []
             active = await self._active_watches(conn, jobs)
-            writes = [planner(job, active.get((job.account, job.job_id), [])) for job in jobs]
-            await self._write(conn, jobs, writes, now=now)
+            planned, writes = [], []
+            for job in jobs:
+                try:
+                    write = planner(job, active.get((job.account, job.job_id), []))
+                except Exception:
+                    # One job's bad data must not roll back the whole batch; its lease expires
+                    # and it is tried again.
+                    log.exception(
+                        "planning a job failed",
+                        extra={"account": job.account, "job_id": job.job_id},
+                    )
+                    continue
+                planned.append(job)
+                writes.append(write)
+            await self._write(conn, planned, writes, now=now)
         return writes
 
     async def _active_watches(

@@ -153,6 +153,10 @@ class WatchQueries:
                 set_={
                     "priority": 1,
                     "final": False,
+                    # A new watch gets its own retries: earlier 404s and errors are forgotten.
+                    "not_found_count": 0,
+                    "first_not_found_at": None,
+                    "error_count": 0,
                     "next_poll_at": func.coalesce(
                         func.min(upstream_jobs.c.next_poll_at, table.next_poll_at)
                         if self.dialect == "sqlite"
@@ -192,6 +196,19 @@ class WatchQueries:
     ) -> WatchRecord | None:
         """Cancel an active watch: nothing more is polled or sent for it. Ended watches stay as they are."""
         async with self.engine.begin() as conn:
+            found = await self._select_watch(
+                conn, watches.c.id == watch_id, watches.c.client == client
+            )
+            if found is None:
+                return None
+            # Lock the job before the watch, in the order the poller's writes take them
+            # (job, then its watches): the reverse order deadlocks on PostgreSQL.
+            await conn.execute(
+                select(upstream_jobs.c.job_id)
+                .where(upstream_jobs.c.account == found.account)
+                .where(upstream_jobs.c.job_id == found.job_id)
+                .with_for_update()
+            )
             result = await conn.execute(
                 update(watches)
                 .where(watches.c.id == watch_id, watches.c.client == client)

@@ -363,3 +363,34 @@ async def test_poller_stretches_an_unchanged_jobs_interval(storage_url, status):
         # 10 s/5 s base, x1.5 while unchanged, capped at 60 s: far fewer polls than 600/base
         base = 10 if status == "queued" else 5
         assert 10 <= r.gets(job_id) < 600 / base / 2
+
+
+async def test_poller_a_new_watch_gets_its_own_404_retries(storage_url):
+    async with rig(storage_url) as r:
+        job_id = str(_uuid(77))
+        first = await r.watch(job_id)
+        await r.run(60)
+        row = await r.store.get_watch(watch_id=first.id)
+        assert row is not None and row.error_code == "job_not_found"
+        second = await r.watch(job_id)
+        await r.run(2)  # one more 404: the new watch is not failed by the old watch's count
+        row = await r.store.get_watch(watch_id=second.id)
+        assert row is not None and row.status == "active"
+
+
+async def test_poller_a_planning_failure_spares_the_rest_of_the_batch(storage_url, monkeypatch):
+    async with rig(storage_url) as r:
+        jobs = [r.sim.create_job(KEY, total_items=1) for _ in range(3)]
+        watches = [await r.watch(job_id) for job_id in jobs]
+        import bridge.poller
+
+        real = bridge.poller.plan_poll
+
+        def flaky(job, watch_rows, outcome, ctx):
+            if job.job_id == jobs[1]:
+                raise ValueError("bad data")
+            return real(job, watch_rows, outcome, ctx)
+
+        monkeypatch.setattr(bridge.poller, "plan_poll", flaky)
+        await r.run(1)
+        assert [bool(await r.events(w.id)) for w in watches] == [True, False, True]

@@ -101,3 +101,22 @@ def test_budget_never_exceeds_polls_per_hour_in_any_rolling_hour(polls_per_hour,
     for i, start in enumerate(log):
         in_window = [t for t in log[i:] if t < start + 3600]
         assert len(in_window) <= polls_per_hour
+
+
+def test_budget_error_backoff_never_overflows():
+    from random import Random
+
+    from bridge.config import parse_config
+    from bridge.planning import PlanContext, plan_poll
+    from bridge.store.plans import JobRow
+    from bridge.upstream import ServerError
+
+    config = parse_config("polling: {queued_interval_s: 60.0, processing_interval_s: 15.0}", env={})
+    job = JobRow("main", "j", None, "processing", False, T0, 15.0, 0, T0, T0, 0, None, 5000)
+    write = plan_poll(
+        job,
+        [],
+        ServerError(rate_limit=None, request_id=None, status_code=500),
+        PlanContext(config=config, now=T0, rng=Random(0)),
+    )
+    assert write.job is not None and write.job.error_count == 5001
