@@ -21,7 +21,7 @@ REF = "#/components/schemas/{model}"
 _PATH_PARAM = re.compile(r"{([a-z_]+)}")
 _ERROR_TEXT = {
     400: "Invalid request (`invalid_request`): the message names the field.",
-    401: "Missing, malformed or unknown bearer token (`invalid_token`).",
+    401: "Missing, malformed or unknown bearer token (`invalid_token`), or an upstream signal whose signature does not verify (`invalid_signature`).",
     403: "The client may not watch this account (`account_not_allowed`).",
     404: "Not found (`watch_not_found`, `delivery_not_found`); also another client's.",
     409: "Conflict (`delivery_not_dead`, `watch_cancelled`).",

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from bridge.api import deliveries, health, watches
+from bridge.api import deliveries, health, signals, watches
 from bridge.api.openapi import Operation, serve_openapi
 from bridge.api.schemas import (
     CreateWatch,
@@ -95,6 +95,18 @@ OPERATIONS = (
         status=202,
         response=DeliveryEnvelope,
         errors=(*_AUTHED, 404, 409),
+    ),
+    Operation(
+        method="POST",
+        path="/upstream/{account}/signals",
+        endpoint=signals.upstream_signal,
+        operation_id="upstreamSignal",
+        summary="AI Gen Studio's own webhook (X-Aigen-Signature): poll that job first, now",
+        status=202,
+        response=signals.SignalAccepted,
+        errors=(400, 401, 413),
+        public=True,
+        tag="upstream",
     ),
     Operation(
         method="GET",

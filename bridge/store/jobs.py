@@ -226,6 +226,16 @@ class JobQueries:
         )
         await conn.execute(poll_log.insert(), [{"account": j.account, "at": now} for j in jobs])
 
+    async def signal_job(self, *, account: str, job_id: str, now: datetime) -> bool:
+        """The upstream said the job moved: poll it first, and now. False if nobody watches it."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(J)
+                .where(J.c.account == account, J.c.job_id == job_id, J.c.next_poll_at.is_not(None))
+                .values(priority=1, next_poll_at=now, updated_at=now)
+            )
+        return bool(result.rowcount)
+
     async def release_jobs(self, keys: Sequence[Key], *, owner: str) -> None:
         """Give up leases without polling (shutdown before the polls started)."""
         if not keys:

@@ -1,0 +1,69 @@
+"""Handler for POST /upstream/{account}/signals: AI Gen Studio's own webhook, as a hint to poll now."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bridge.aigen_signature import SignatureProblem, verify_aigen_signature
+from bridge.api.context import json_response, services_of
+from bridge.api.errors import ApiError, invalid
+
+log = logging.getLogger(__name__)
+
+
+class SignalAccepted(BaseModel):
+    """The signal was verified; `polled_soon` says whether a watched job was moved up."""
+
+    status: Literal["accepted"]
+    polled_soon: bool
+
+
+def _job_id(body: bytes) -> str:
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        raise invalid("body", "must be JSON") from None
+    candidates = []
+    if isinstance(data, dict):
+        inner = data.get("data")
+        nested: dict[str, Any] = inner if isinstance(inner, dict) else {}
+        for holder in (data, nested):
+            job = holder.get("job")
+            candidates += [job.get("id") if isinstance(job, dict) else None, holder.get("job_id")]
+    for candidate in candidates:
+        if isinstance(candidate, str) and 0 < len(candidate) <= 64:
+            return candidate.lower()
+    raise invalid("body", "names no job (job.id, job_id, data.job.id or data.job_id)")
+
+
+async def upstream_signal(request: Request) -> Response:
+    """Verify the upstream's signature with the account's key, then poll that job first."""
+    services = services_of(request)
+    account = services.config.upstream.accounts.get(request.path_params["account"])
+    body = await request.body()
+    unauthorized = ApiError(401, "invalid_signature", "not a valid signal from the upstream")
+    if account is None:
+        raise unauthorized
+    try:
+        event_id = verify_aigen_signature(
+            api_key=account.api_key.get_secret_value(),
+            headers=request.headers,
+            body=body,
+            now=services.now(),
+        )
+    except SignatureProblem as exc:
+        raise ApiError(401, "invalid_signature", str(exc)) from None
+    job_id = _job_id(body)
+    moved = await services.store.signal_job(
+        account=request.path_params["account"], job_id=job_id, now=services.now()
+    )
+    log.info(
+        "upstream signal", extra={"job_id": job_id, "upstream_event_id": event_id, "moved": moved}
+    )
+    return json_response(SignalAccepted(status="accepted", polled_soon=moved), status=202)
