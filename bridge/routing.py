@@ -6,18 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bridge.config import Config, EmailChannelConfig
+from bridge.event_types import SUMMARY_EVENTS
 
 WEBHOOK_URL = "webhook_url"  # the destination name of a watch's own webhook_url
-SUMMARY_EVENTS = frozenset(
-    {
-        "job.completed",
-        "job.partially_completed",
-        "job.failed",
-        "job.cancelled",
-        "watch.failed",
-        "watch.expired",
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

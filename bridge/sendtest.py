@@ -12,7 +12,8 @@ from bridge.channels import Message, SendError
 from bridge.channels.registry import ChannelRegistry, DestinationError
 from bridge.config import Config, EmailChannelConfig
 from bridge.ids import new_id
-from bridge.render import Renderer, TemplateProblem, sample_event, sample_job
+from bridge.render import Renderer, TemplateProblem
+from bridge.samples import sample_event, sample_job
 
 
 class _Scratch:

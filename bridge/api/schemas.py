@@ -11,21 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 
-EVENT_TYPES = (
-    "job.queued",
-    "job.processing",
-    "job.completed",
-    "job.partially_completed",
-    "job.failed",
-    "job.cancelled",
-    "item.processing",
-    "item.completed",
-    "item.failed",
-    "item.cancelled",
-    "item.updated",
-    "watch.expired",
-    "watch.failed",
-)
 EventPattern = Literal[
     "*",
     "job.*",

@@ -23,7 +23,8 @@ import aiosmtplib
 
 from bridge.channels import Message, SendError, SendResult, StateStore
 from bridge.clock import utcnow
-from bridge.render import SUMMARY_EVENTS, Renderer, TemplateProblem, template_context
+from bridge.event_types import SUMMARY_EVENTS
+from bridge.render import Renderer, TemplateProblem, template_context
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from bridge.event_types import EVENT_TYPES
 from bridge.render import (
-    EVENT_TYPES,
     TEMPLATES_BY_CHANNEL,
     Renderer,
     TemplateProblem,
@@ -12,13 +12,11 @@ from bridge.render import (
     mrkdwn,
     packaged_templates_dir,
     progress_bar,
-    sample_context,
-    sample_event,
-    sample_job,
     short_id,
     status_label,
     template_context,
 )
+from bridge.samples import sample_context, sample_event, sample_job
 
 ALL_TEMPLATES = sorted({name for names in TEMPLATES_BY_CHANNEL.values() for name in names})
 
