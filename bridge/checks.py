@@ -1,8 +1,26 @@
-"""template_problems(config): render every template the configured channels use, before 3 a.m. does."""
+"""template_problems / channel_problems: what check-config checks beyond the file's own shape.
+
+Every template the configured channels use is rendered, and every webhook channel's URL is checked
+as far as it can be without DNS, so a broken override or an http:// URL fails here, not at 3 a.m.
+"""
 
 from __future__ import annotations
 
-from bridge.config import Config
+from bridge.config import Config, WebhookChannelConfig
+from bridge.urlguard import UnsafeURL, check_url_syntax
+
+
+def channel_problems(config: Config) -> list[str]:
+    """One line per webhook channel whose URL every send would refuse (http, a private address)."""
+    problems = []
+    for name, channel in config.channels.items():
+        if not isinstance(channel, WebhookChannelConfig):
+            continue
+        try:
+            check_url_syntax(channel.url, allowed_hosts=config.delivery.allowed_hosts)
+        except UnsafeURL as exc:
+            problems.append(f"channels.{name}.url: {exc}")
+    return problems
 
 
 def template_problems(config: Config) -> list[str]:

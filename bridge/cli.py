@@ -73,12 +73,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bridge.checks import template_problems
+    from bridge.checks import channel_problems, template_problems
 
     config = _load(args.config)
     if config is None:
         return 1
-    problems = template_problems(config)
+    problems = channel_problems(config) + template_problems(config)
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:

@@ -170,6 +170,8 @@ class OutboxQueries:
         """
         if not results:
             return
+        # Updated in id order, the order cancel_watch locks them in: two writers never deadlock.
+        results = sorted(results, key=lambda r: r.delivery_id)
         attempt_rows = [
             {
                 "delivery_id": r.delivery_id,

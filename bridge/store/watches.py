@@ -219,6 +219,13 @@ class WatchQueries:
                 conn, watches.c.id == watch_id, watches.c.client == client
             )
             if result.rowcount and watch is not None:
+                # Lock the pending deliveries in id order, as record_attempts updates them.
+                await conn.execute(
+                    select(deliveries.c.id)
+                    .where(deliveries.c.watch_id == watch_id, deliveries.c.status == "pending")
+                    .order_by(deliveries.c.id)
+                    .with_for_update()
+                )
                 await conn.execute(
                     update(deliveries)
                     .where(deliveries.c.watch_id == watch_id, deliveries.c.status == "pending")

@@ -467,3 +467,23 @@ def test_simulator_serves_the_upstream_api_on_the_given_port(tmp_path):
     assert wrong_key.status_code == 401
     assert known.status_code == 404  # a real key, and a job that does not exist
     assert set(known.json()["error"]) >= {"code", "message", "request_id"}
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [("http://erp.example.com/hooks", "https"), ("https://10.0.0.1/hooks", "10.0.0.1")],
+)
+def test_cli_check_config_refuses_a_webhook_channel_every_send_would_refuse(tmp_path, url, reason):
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "channels:\n"
+        f'  erp: {{type: webhook, url: "{url}", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "check-config", "--config", str(path)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("channels.erp.url: ") and reason in lines[0]
+    assert "MfKQ9r8" not in done.stderr + done.stdout
