@@ -14,12 +14,12 @@ from random import Random
 from bridge.config import Config
 from bridge.diff import Change, carry_over, diff
 from bridge.ids import new_id
+from bridge.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
 from bridge.payloads import WatchRef, event_payload
 from bridge.routing import WatchRoute, destinations
 from bridge.snapshot import JobSnapshot
 from bridge.store.plans import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
 from bridge.store.records import WatchRecord
-from bridge.upstream import NotFound, Ok, Outcome, RateLimited, Unauthorized
 
 NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch

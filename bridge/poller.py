@@ -10,11 +10,12 @@ from functools import partial
 from random import Random
 
 from bridge.budget import BudgetState, Limits, observe
+from bridge.outcomes import Ok, Outcome, RateLimited, Unauthorized
 from bridge.planning import PlanContext, plan_end, plan_poll
 from bridge.services import Services
 from bridge.store.plans import Claim, JobRow, JobWrite
 from bridge.store.records import WatchRecord
-from bridge.upstream import Ok, Outcome, RateLimited, Unauthorized, UpstreamClient
+from bridge.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.localserver import serving
-from bridge.snapshot import ItemSnapshot, JobSnapshot
-from bridge.upstream import (
-    MAX_BODY_BYTES,
+from bridge.outcomes import (
     ConnectionFailed,
     Malformed,
     NotFound,
@@ -32,9 +30,9 @@ from bridge.upstream import (
     ServerError,
     TimedOut,
     Unauthorized,
-    UpstreamClient,
-    make_transport,
 )
+from bridge.snapshot import ItemSnapshot, JobSnapshot
+from bridge.upstream import MAX_BODY_BYTES, UpstreamClient, make_transport
 
 KEY = "aigen_test_s3cr3t-Kx9QvT2mZp"
 JOB_ID = "6f1c1d2e-8a4b-4c3d-9e8f-0a1b2c3d4e5f"

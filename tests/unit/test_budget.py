@@ -107,9 +107,9 @@ def test_budget_error_backoff_never_overflows():
     from random import Random
 
     from bridge.config import parse_config
+    from bridge.outcomes import ServerError
     from bridge.planning import PlanContext, plan_poll
     from bridge.store.plans import JobRow
-    from bridge.upstream import ServerError
 
     config = parse_config("polling: {queued_interval_s: 60.0, processing_interval_s: 15.0}", env={})
     job = JobRow("main", "j", None, "processing", False, T0, 15.0, 0, T0, T0, 0, None, 5000)

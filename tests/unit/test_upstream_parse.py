@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.outcomes import RateLimit
 from bridge.snapshot import ItemSnapshot, JobSnapshot
-from bridge.upstream import RateLimit, parse_job, parse_rate_limit, parse_retry_after
+from bridge.upstream_parse import parse_job, parse_rate_limit, parse_retry_after
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
