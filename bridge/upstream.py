@@ -31,7 +31,8 @@ from bridge.outcomes import (
     TimedOut,
     Unauthorized,
 )
-from bridge.upstream_parse import parse_job, parse_rate_limit, parse_retry_after
+from bridge.retry_after import parse_retry_after
+from bridge.upstream_parse import parse_job, parse_rate_limit
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,10 @@
-"""parse_job / parse_rate_limit / parse_retry_after: the upstream's answers, read defensively."""
+"""parse_job / parse_rate_limit: the upstream's answers, read defensively."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 from bridge.outcomes import RateLimit
 from bridge.snapshot import ItemSnapshot, JobSnapshot
@@ -39,22 +38,6 @@ def _header_uint(value: str | None) -> int | None:
     if value is None or not _UINT.fullmatch(value.strip()):
         return None
     return int(value)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """Return Retry-After (delay-seconds or HTTP-date) as seconds from `now`; None if unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def parse_job(data: object) -> JobSnapshot:

@@ -7,14 +7,14 @@ import ipaddress
 import json
 import logging
 from collections.abc import Callable, Collection, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 import httpx
 
 from bridge import signing
 from bridge.channels import Message, SendError, SendResult
 from bridge.clock import utcnow
+from bridge.retry_after import parse_retry_after
 from bridge.urlguard import IPAddress, Resolver, UnsafeURL, check_url
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class WebhookChannel:
         raise SendError(
             message,
             status_code=status,
-            retry_after_s=_retry_after_s(response.headers.get("retry-after"), now=self._now()),
+            retry_after_s=parse_retry_after(response.headers.get("retry-after"), now=self._now()),
             response_excerpt=excerpt,
             permanent=status == 410,
         )
@@ -150,22 +150,6 @@ async def _read_excerpt(response: httpx.Response) -> str:
             break
     raw = b"".join(chunks)[:_EXCERPT_BYTES]
     return raw.decode(response.encoding or "utf-8", errors="replace")[:EXCERPT_CHARS]
-
-
-def _retry_after_s(value: str | None, *, now: datetime) -> float | None:
-    """Seconds a `Retry-After` asks to wait (delay-seconds or HTTP-date); None if unusable."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # "-0000" dates parse naive; HTTP dates are GMT
-    return max(0.0, (when - now).total_seconds())
 
 
 def _is_ip_literal(host: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,7 +50,7 @@ def _budget_state(row: Any) -> BudgetState:
 
 
 def _job_row(row: Any) -> JobRow:
-    return JobRow(**{name: row._mapping[name] for name in JobRow.__slots__})
+    return JobRow(**{f.name: row._mapping[f.name] for f in fields(JobRow)})
 
 
 class JobQueries:

@@ -8,25 +8,6 @@ from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
-class JobRow:
-    """An upstream job's stored state and poll schedule."""
-
-    account: str
-    job_id: str
-    snapshot: dict[str, Any] | None
-    status: str | None
-    final: bool
-    next_poll_at: datetime | None
-    interval_s: float
-    priority: int
-    last_polled_at: datetime | None
-    last_changed_at: datetime | None
-    not_found_count: int
-    first_not_found_at: datetime | None
-    error_count: int
-
-
-@dataclass(frozen=True, slots=True)
 class Claim:
     """A job leased for one poll, and when it was due (for the lag metric)."""
 
@@ -49,6 +30,14 @@ class JobUpdate:
     not_found_count: int
     first_not_found_at: datetime | None
     error_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow(JobUpdate):
+    """An upstream job as stored: its key, plus the state and schedule a poll updates."""
+
+    account: str
+    job_id: str
 
 
 @dataclass(frozen=True, slots=True)

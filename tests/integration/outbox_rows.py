@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bridge.ids import new_id
-from bridge.payloads import iso
+from bridge.payloads import WatchRef, event_payload
 from bridge.store import Store, WatchRecord
 from bridge.store.tables import deliveries, events
 
@@ -48,21 +48,15 @@ async def add_events(
     event_rows, delivery_rows = [], []
     for sequence in range(first, first + count):
         event_id = new_id("evt")
-        payload = {
-            "type": "job.processing",
-            "timestamp": iso(at),
-            "data": {
-                "event_id": event_id,
-                "watch_id": watch.id,
-                "job_id": watch.job_id,
-                "account": watch.account,
-                "sequence": sequence,
-                "metadata": dict(watch.metadata),
-                "previous_status": "queued",
-                "job": None,
-                "item": None,
-            },
-        }
+        payload = event_payload(
+            event_type="job.processing",
+            event_id=event_id,
+            sequence=sequence,
+            watch=WatchRef(watch.id, watch.job_id, watch.account, watch.metadata),
+            job=None,
+            previous_status="queued",
+            timestamp=at,
+        )
         event_rows.append(
             {
                 "id": event_id,

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from bridge.outcomes import RateLimit
+from bridge.retry_after import parse_retry_after
 from bridge.snapshot import ItemSnapshot, JobSnapshot
-from bridge.upstream_parse import parse_job, parse_rate_limit, parse_retry_after
+from bridge.upstream_parse import parse_job, parse_rate_limit
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
