@@ -73,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from bridge.checks import channel_problems, template_problems
+    from bridge.config.checks import channel_problems, template_problems
 
     config = _load(args.config)
     if config is None:

@@ -6,7 +6,7 @@ as far as it can be without DNS, so a broken override or an http:// URL fails he
 
 from __future__ import annotations
 
-from bridge.config import Config, WebhookChannelConfig
+from bridge.config.models import Config, WebhookChannelConfig
 from bridge.urlguard import UnsafeURL, check_url_syntax
 
 
