@@ -41,8 +41,8 @@ from bridge import signing
 from bridge.channels.registry import ChannelRegistry
 from bridge.config import Config
 from bridge.delivery import DEFAULT_CONCURRENCY, Deliverer
+from bridge.events.payloads import iso
 from bridge.ids import new_id
-from bridge.payloads import iso
 from bridge.services import Services
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events, watches

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
 
-from bridge.snapshot import JobSnapshot
+from bridge.events.snapshot import JobSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,12 @@ from datetime import datetime, timedelta
 from random import Random
 
 from bridge.config import Config
-from bridge.diff import Change, carry_over, diff
+from bridge.events.diff import Change, carry_over, diff
+from bridge.events.payloads import WatchRef, event_payload
+from bridge.events.routing import WatchRoute, destinations
+from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
-from bridge.payloads import WatchRef, event_payload
-from bridge.routing import WatchRoute, destinations
-from bridge.snapshot import JobSnapshot
 from bridge.store.plans import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
 from bridge.store.records import WatchRecord
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import jinja2
 
-from bridge.event_types import SUMMARY_EVENTS
-from bridge.snapshot import JOB_FINAL
+from bridge.events.snapshot import JOB_FINAL
+from bridge.events.vocabulary import SUMMARY_EVENTS
 
 TEMPLATES_BY_CHANNEL: dict[str, list[str]] = {
     "webhook": [],

@@ -6,8 +6,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.outcomes import RateLimit
-from bridge.snapshot import ItemSnapshot, JobSnapshot
 
 _UINT = re.compile(r"[0-9]{1,15}")
 _SECONDS = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")

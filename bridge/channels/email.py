@@ -23,7 +23,7 @@ import aiosmtplib
 
 from bridge.channels import Message, SendError, SendResult, StateStore
 from bridge.clock import utcnow
-from bridge.event_types import SUMMARY_EVENTS
+from bridge.events.vocabulary import SUMMARY_EVENTS
 from bridge.render import Renderer, TemplateProblem, template_context
 
 log = logging.getLogger(__name__)

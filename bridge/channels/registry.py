@@ -24,7 +24,7 @@ from bridge.config import (
     SlackWebhookChannelConfig,
     WebhookChannelConfig,
 )
-from bridge.routing import WEBHOOK_URL
+from bridge.events.routing import WEBHOOK_URL
 from bridge.urlguard import Resolver
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from bridge.events.payloads import WatchRef, event_payload
 from bridge.ids import new_id
-from bridge.payloads import WatchRef, event_payload
 from bridge.store import Store, WatchRecord
 from bridge.store.tables import deliveries, events
 

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.localserver import serving
 from bridge.outcomes import (
     ConnectionFailed,
@@ -31,7 +32,6 @@ from bridge.outcomes import (
     TimedOut,
     Unauthorized,
 )
-from bridge.snapshot import ItemSnapshot, JobSnapshot
 from bridge.upstream import MAX_BODY_BYTES, UpstreamClient, make_transport
 
 KEY = "aigen_test_s3cr3t-Kx9QvT2mZp"

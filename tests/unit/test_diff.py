@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.diff import Change, carry_over, diff
-from bridge.snapshot import TRACKED_ITEM_FIELDS, ItemSnapshot, JobSnapshot
+from bridge.events.diff import Change, carry_over, diff
+from bridge.events.snapshot import TRACKED_ITEM_FIELDS, ItemSnapshot, JobSnapshot
 
 JOB_ID = "5f0c3d7e-0000-4000-8000-000000000001"
 

@@ -9,7 +9,7 @@ from bridge.channels.email import (
     reply_message_id,
     root_message_id,
 )
-from bridge.event_types import EVENT_TYPES
+from bridge.events.vocabulary import EVENT_TYPES
 
 JOB = "5b2d8c4e-1f3a-4e6b-9c7d-0a1b2c3d4e5f"
 

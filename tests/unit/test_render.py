@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bridge.event_types import EVENT_TYPES
+from bridge.events.vocabulary import EVENT_TYPES
 from bridge.render import (
     TEMPLATES_BY_CHANNEL,
     Renderer,

@@ -1,7 +1,7 @@
 import pytest
 
 from bridge.config import parse_config
-from bridge.routing import WEBHOOK_URL, WatchRoute, destinations, matches
+from bridge.events.routing import WEBHOOK_URL, WatchRoute, destinations, matches
 
 CONFIG = parse_config(
     """

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.outcomes import RateLimit
 from bridge.retry_after import parse_retry_after
-from bridge.snapshot import ItemSnapshot, JobSnapshot
 from bridge.upstream_parse import parse_job, parse_rate_limit
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bridge.snapshot import ItemSnapshot, JobSnapshot
+from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.snapshot import ITEM_FINAL, JOB_FINAL
+from bridge.events.snapshot import ITEM_FINAL, JOB_FINAL
 
 EVENT_TYPES = (
     *(f"job.{s}" for s in ("queued", "processing", *sorted(JOB_FINAL))),

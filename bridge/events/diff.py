@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bridge.snapshot import TRACKED_ITEM_FIELDS, ItemSnapshot, JobSnapshot
+from bridge.events.snapshot import TRACKED_ITEM_FIELDS, ItemSnapshot, JobSnapshot
 
 # An item's status before anyone reported it; seeing it first in this status is no news.
 _INITIAL_ITEM_STATUS = "queued"

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bridge.config import Config, EmailChannelConfig
-from bridge.event_types import SUMMARY_EVENTS
+from bridge.events.vocabulary import SUMMARY_EVENTS
 
 WEBHOOK_URL = "webhook_url"  # the destination name of a watch's own webhook_url
 
