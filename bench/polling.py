@@ -32,12 +32,12 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.simserver import wait_ready
-from bridge.clients import UpstreamClients
 from bridge.config import parse_config
-from bridge.poller import Poller
+from bridge.polling.poller import Poller
+from bridge.polling.pool import UpstreamPool
+from bridge.polling.upstream import make_transport
 from bridge.services import Services
 from bridge.store import open_store
-from bridge.upstream import make_transport
 
 
 def cpu_seconds() -> float:
@@ -127,7 +127,7 @@ async def run_poller(
     config = parse_config(config_text(url, db, keys, transport, interval_s), env={})
     store = await open_store(db)
     services = Services(config=config, store=store)
-    clients = UpstreamClients(config)
+    clients = UpstreamPool(config)
     poller = Poller(services=services, clients=clients, owner="bench", rng=Random(1), batch=500)
     await poller.start()
     now = datetime.now(UTC)

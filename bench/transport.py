@@ -30,8 +30,8 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bridge.outcomes import Ok
-from bridge.upstream import UpstreamClient, make_transport
+from bridge.polling.outcomes import Ok
+from bridge.polling.upstream import UpstreamClient, make_transport
 
 JOB_ID = "6f1c1d2e-8a4b-4c3d-9e8f-0a1b2c3d4e5f"
 PATH = f"/api/v1/product-photo-jobs/{JOB_ID}"

@@ -11,9 +11,9 @@ from starlette.applications import Starlette
 from bridge.api.errors import exception_handlers
 from bridge.api.middleware import middleware
 from bridge.api.routes import routes
-from bridge.clients import TransportFactory
 from bridge.clock import Clock, utcnow
 from bridge.config import Config
+from bridge.polling.pool import TransportFactory
 from bridge.runtime import Runtime
 from bridge.services import Resolver
 from bridge.store import Store

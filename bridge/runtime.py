@@ -10,11 +10,11 @@ import httpx
 
 from bridge.background import Background, replica_id
 from bridge.channels.registry import ChannelRegistry
-from bridge.clients import TransportFactory, UpstreamClients
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.delivery import Deliverer
-from bridge.poller import Poller
+from bridge.polling.poller import Poller
+from bridge.polling.pool import TransportFactory, UpstreamPool
 from bridge.render import Renderer
 from bridge.services import Resolver, Services
 from bridge.store import Store, open_store
@@ -32,7 +32,7 @@ class Runtime:
     poller: Poller
     deliverer: Deliverer
     background: Background
-    clients: UpstreamClients
+    clients: UpstreamPool
     http: httpx.AsyncClient
     owns_store: bool
 
@@ -52,7 +52,7 @@ class Runtime:
         opened = store or await open_store(config.storage.url)
         services = Services(config=config, store=opened, now=now, resolve=resolve)
         owner = replica_id()
-        clients = UpstreamClients(config, upstream_transport)
+        clients = UpstreamPool(config, upstream_transport)
         poller = Poller(services=services, clients=clients, owner=owner)
         http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),

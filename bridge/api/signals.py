@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.aigen_signature import SignatureProblem, verify_aigen_signature
+from bridge.api.aigen_signature import SignatureProblem, verify_aigen_signature
 from bridge.api.context import json_response, services_of
 from bridge.api.errors import ApiError, invalid
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bridge.clients import UpstreamClients
 from bridge.config import Config, parse_config
 from bridge.localserver import serving
-from bridge.poller import Poller
+from bridge.polling.poller import Poller
+from bridge.polling.pool import UpstreamPool
 from bridge.services import Services
 from bridge.simulator import KeyLimits, Simulator, SimulatorSettings, create_simulator
 from bridge.store import Store, open_store
@@ -130,7 +130,7 @@ async def rig(
         config = _config(server.url, storage_url, polls_per_hour=polls_per_hour)
         store = await open_store(config.storage.url)
         services = Services(config=config, store=store, now=clock.now)
-        clients = UpstreamClients(config)
+        clients = UpstreamPool(config)
         poller = Poller(services=services, clients=clients, owner="test-replica", rng=Random(1))
         await poller.start()
         try:
@@ -382,15 +382,15 @@ async def test_poller_a_planning_failure_spares_the_rest_of_the_batch(storage_ur
     async with rig(storage_url) as r:
         jobs = [r.sim.create_job(KEY, total_items=1) for _ in range(3)]
         watches = [await r.watch(job_id) for job_id in jobs]
-        import bridge.poller
+        import bridge.polling.poller
 
-        real = bridge.poller.plan_poll
+        real = bridge.polling.poller.plan_poll
 
         def flaky(job, watch_rows, outcome, ctx):
             if job.job_id == jobs[1]:
                 raise ValueError("bad data")
             return real(job, watch_rows, outcome, ctx)
 
-        monkeypatch.setattr(bridge.poller, "plan_poll", flaky)
+        monkeypatch.setattr(bridge.polling.poller, "plan_poll", flaky)
         await r.run(1)
         assert [bool(await r.events(w.id)) for w in watches] == [True, False, True]

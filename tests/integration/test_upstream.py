@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.localserver import serving
-from bridge.outcomes import (
+from bridge.polling.outcomes import (
     ConnectionFailed,
     Malformed,
     NotFound,
@@ -32,7 +32,7 @@ from bridge.outcomes import (
     TimedOut,
     Unauthorized,
 )
-from bridge.upstream import MAX_BODY_BYTES, UpstreamClient, make_transport
+from bridge.polling.upstream import MAX_BODY_BYTES, UpstreamClient, make_transport
 
 KEY = "aigen_test_s3cr3t-Kx9QvT2mZp"
 JOB_ID = "6f1c1d2e-8a4b-4c3d-9e8f-0a1b2c3d4e5f"

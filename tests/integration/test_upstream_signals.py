@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import sqlalchemy as sa
 
-from bridge.aigen_signature import expected_signature
+from bridge.api.aigen_signature import expected_signature
 from bridge.app import create_app
 from bridge.config import parse_config
 from bridge.localserver import serving

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bridge.budget import BURST, BudgetState, Limits, grant, next_grant_at, observe
+from bridge.polling.budget import BURST, BudgetState, Limits, grant, next_grant_at, observe
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 LIMITS = Limits(polls_per_hour=120, max_concurrency=2)
@@ -107,8 +107,8 @@ def test_budget_error_backoff_never_overflows():
     from random import Random
 
     from bridge.config import parse_config
-    from bridge.outcomes import ServerError
-    from bridge.planning import PlanContext, plan_poll
+    from bridge.polling.outcomes import ServerError
+    from bridge.polling.planning import PlanContext, plan_poll
     from bridge.store.plans import JobRow
 
     config = parse_config("polling: {queued_interval_s: 60.0, processing_interval_s: 15.0}", env={})

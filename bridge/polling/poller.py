@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from random import Random
 
-from bridge.budget import BudgetState, Limits, observe
-from bridge.outcomes import Ok, Outcome, RateLimited, Unauthorized
-from bridge.planning import PlanContext, plan_end, plan_poll
+from bridge.polling.budget import BudgetState, Limits, observe
+from bridge.polling.outcomes import Ok, Outcome, RateLimited, Unauthorized
+from bridge.polling.planning import PlanContext, plan_end, plan_poll
+from bridge.polling.upstream import UpstreamClient
 from bridge.services import Services
 from bridge.store.plans import Claim, JobRow, JobWrite
 from bridge.store.records import WatchRecord
-from bridge.upstream import UpstreamClient
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from bridge.clock import utcnow
-from bridge.outcomes import (
+from bridge.polling.outcomes import (
     ConnectionFailed,
     Malformed,
     NotFound,
@@ -31,8 +31,8 @@ from bridge.outcomes import (
     TimedOut,
     Unauthorized,
 )
+from bridge.polling.parse import parse_job, parse_rate_limit
 from bridge.retry_after import parse_retry_after
-from bridge.upstream_parse import parse_job, parse_rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ MAX_BODY_BYTES = 1024 * 1024  # a 20-item job is a few KiB; anything near this i
 MAX_REQUEST_ID = 160  # the upstream's limit for X-Request-Id
 # Polls of one account come every ~30 s, so keep idle connections longer than httpx's 5 s default;
 # a connection the server closed meanwhile is detected and dropped by both transports at checkout.
-# One pool serves every account (bridge.clients), up to the poller's 100 polls in flight.
+# One pool serves every account (bridge.polling.pool), up to the poller's 100 polls in flight.
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=55.0)
 
 _PRINTABLE = re.compile(r"[\x20-\x7e]+")

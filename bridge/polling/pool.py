@@ -1,4 +1,4 @@
-"""UpstreamClients(config): one AI Gen Studio client per account over one shared connection pool."""
+"""UpstreamPool(config): one AI Gen Studio client per account over one shared connection pool."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from importlib.metadata import version
 import httpx
 
 from bridge.config import Config
-from bridge.upstream import LIMITS, UpstreamClient, make_transport
+from bridge.polling.upstream import LIMITS, UpstreamClient, make_transport
 
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
@@ -33,10 +33,10 @@ class _Borrowed(httpx.AsyncBaseTransport):
         return await self._inner.handle_async_request(request)
 
     async def aclose(self) -> None:
-        return None  # the owner, UpstreamClients, closes the shared transport
+        return None  # the owner, UpstreamPool, closes the shared transport
 
 
-class UpstreamClients(dict[str, UpstreamClient]):
+class UpstreamPool(dict[str, UpstreamClient]):
     """Every configured account's client, by account name.
 
     Each account keeps its own client (its key, its headers), but all share one keep-alive pool and

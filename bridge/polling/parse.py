@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
-from bridge.outcomes import RateLimit
+from bridge.polling.outcomes import RateLimit
 
 _UINT = re.compile(r"[0-9]{1,15}")
 _SECONDS = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")

@@ -17,7 +17,7 @@ from bridge.events.payloads import WatchRef, event_payload
 from bridge.events.routing import WatchRoute, destinations
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
-from bridge.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
+from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
 from bridge.store.plans import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
 from bridge.store.records import WatchRecord
 
