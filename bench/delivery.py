@@ -37,10 +37,10 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge import signing
-from bridge.channels.registry import ChannelRegistry
 from bridge.config import Config
-from bridge.delivery import DEFAULT_CONCURRENCY, Deliverer
+from bridge.delivery import signing
+from bridge.delivery.channels.registry import ChannelRegistry
+from bridge.delivery.deliverer import DEFAULT_CONCURRENCY, Deliverer
 from bridge.events.payloads import iso
 from bridge.ids import new_id
 from bridge.services import Services

@@ -24,8 +24,8 @@ from starlette.routing import Route
 
 from bridge.app import create_app
 from bridge.config import Config, parse_config
+from bridge.delivery.signing import new_secret
 from bridge.localserver import serving
-from bridge.signing import new_secret
 from bridge.simulator import KeyLimits, SimulatorSettings, create_simulator
 
 DEMO_KEY = "aigen_test_demo"

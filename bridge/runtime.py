@@ -9,10 +9,10 @@ from datetime import datetime
 import httpx
 
 from bridge.background import Background, replica_id
-from bridge.channels.registry import ChannelRegistry
 from bridge.clock import Clock
 from bridge.config import Config
-from bridge.delivery import Deliverer
+from bridge.delivery.channels.registry import ChannelRegistry
+from bridge.delivery.deliverer import Deliverer
 from bridge.polling.poller import Poller
 from bridge.polling.pool import TransportFactory, UpstreamPool
 from bridge.render import Renderer

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 
-from bridge.channels import Message, SendError
-from bridge.channels.registry import ChannelRegistry, DestinationError
 from bridge.config import Config, EmailChannelConfig
+from bridge.delivery.channels import Message, SendError
+from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.ids import new_id
 from bridge.render import Renderer, TemplateProblem
 from bridge.samples import sample_event, sample_job

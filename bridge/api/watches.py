@@ -26,9 +26,9 @@ from bridge.api.schemas import (
     watch_view,
 )
 from bridge.config import ClientConfig, Config
+from bridge.delivery.urlguard import UnsafeURL, check_url
 from bridge.services import Services
 from bridge.store import WatchRecord
-from bridge.urlguard import UnsafeURL, check_url
 
 DNS_TIMEOUT_S = 5.0
 _WATCH_ID = re.compile(WATCH_ID_PATTERN)

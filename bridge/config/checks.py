@@ -7,7 +7,7 @@ as far as it can be without DNS, so a broken override or an http:// URL fails he
 from __future__ import annotations
 
 from bridge.config.models import Config, WebhookChannelConfig
-from bridge.urlguard import UnsafeURL, check_url_syntax
+from bridge.delivery.urlguard import UnsafeURL, check_url_syntax
 
 
 def channel_problems(config: Config) -> list[str]:

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from bridge.signing import check_secret
+from bridge.delivery.signing import check_secret
 
 DEFAULT_RETRY_SCHEDULE_S = [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
 

@@ -49,7 +49,7 @@ class ClaimedDelivery:
 
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
-    """One attempt made, and the delivery's state after it (from `bridge.retry.next_step`)."""
+    """One attempt made, and the delivery's state after it (from `bridge.delivery.retry.next_step`)."""
 
     delivery_id: str
     attempted_at: datetime

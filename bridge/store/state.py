@@ -13,7 +13,7 @@ from bridge.store.upsert import insert_for
 
 
 class StateQueries:
-    """Implements `bridge.channels.StateStore` on the database."""
+    """Implements `bridge.delivery.channels.StateStore` on the database."""
 
     engine: AsyncEngine
     reader: AsyncEngine

@@ -22,11 +22,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bridge import signing
-from bridge.channels import Message, SendResult
-from bridge.channels.registry import ChannelRegistry
 from bridge.config import Config
-from bridge.delivery import Deliverer
+from bridge.delivery import signing
+from bridge.delivery.channels import Message, SendResult
+from bridge.delivery.channels.registry import ChannelRegistry
+from bridge.delivery.deliverer import Deliverer
 from bridge.localserver import serving
 from bridge.services import Services
 from bridge.store import Store, open_store
@@ -511,9 +511,9 @@ async def test_deliver_due_logs_a_channel_bug_and_retries(rig, caplog):
     watch, _ = await rig.watch_with_events(1)
     registry = BrokenRegistry(config=rig.config, http=rig.http, state=rig.store, renderer=None)
     deliverer = Deliverer(services=rig.services, channels=registry, owner="r9")
-    with caplog.at_level(logging.ERROR, logger="bridge.delivery"):
+    with caplog.at_level(logging.ERROR, logger="bridge.delivery.deliverer"):
         assert await deliverer.deliver_due() == 1
-    [record] = [r for r in caplog.records if r.name == "bridge.delivery"]
+    [record] = [r for r in caplog.records if r.name == "bridge.delivery.deliverer"]
     assert record.exc_info is not None
     broken = await rig.delivery(watch.id)
     assert (broken.status, broken.attempts) == ("pending", 1)

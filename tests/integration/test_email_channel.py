@@ -13,8 +13,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from bridge.channels import SendError
-from bridge.channels.email import EmailChannel
+from bridge.delivery.channels import SendError
+from bridge.delivery.channels.email import EmailChannel
 from bridge.render import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried
 

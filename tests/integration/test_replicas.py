@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.delivery.signing import new_secret
 from bridge.localserver import serving
-from bridge.signing import new_secret
 from bridge.simulator import KeyLimits, SimulatorSettings, create_simulator
 
 KEY = "aigen_test_replicas"

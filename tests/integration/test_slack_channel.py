@@ -5,8 +5,8 @@ import socket
 import httpx
 import pytest
 
-from bridge.channels import SendError
-from bridge.channels.slack import Pacer, SlackChannel, SlackWebhookChannel
+from bridge.delivery.channels import SendError
+from bridge.delivery.channels.slack import Pacer, SlackChannel, SlackWebhookChannel
 from bridge.localserver import serving
 from bridge.render import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried

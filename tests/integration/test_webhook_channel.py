@@ -14,9 +14,9 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from bridge import signing
-from bridge.channels import Channel, Message, SendError
-from bridge.channels.webhook import WebhookChannel
+from bridge.delivery import signing
+from bridge.delivery.channels import Channel, Message, SendError
+from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.localserver import serving
 
 USER_AGENT = "photo-bridge/test"

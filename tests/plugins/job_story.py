@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bridge.channels import Message
+from bridge.delivery.channels import Message
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 
 JOB_ID = "5b2d8c4e-1f3a-4e6b-9c7d-0a1b2c3d4e5f"

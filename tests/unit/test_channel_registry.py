@@ -1,12 +1,12 @@
 import httpx
 import pytest
 
-from bridge import signing
-from bridge.channels.email import EmailChannel
-from bridge.channels.registry import ChannelRegistry, DestinationError
-from bridge.channels.slack import SlackChannel, SlackWebhookChannel
-from bridge.channels.webhook import WebhookChannel
 from bridge.config import Config
+from bridge.delivery import signing
+from bridge.delivery.channels.email import EmailChannel
+from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
+from bridge.delivery.channels.slack import SlackChannel, SlackWebhookChannel
+from bridge.delivery.channels.webhook import WebhookChannel
 
 SECRET = signing.new_secret()
 RENDERER = object()  # the channels only hold it until they send

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bridge.channels.email import (
+from bridge.delivery.channels.email import (
     WIRE_POLICY,
     compose,
     is_summary_event,

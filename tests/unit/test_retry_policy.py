@@ -1,8 +1,8 @@
 import pytest
 
-from bridge.channels import SendError
 from bridge.config import DEFAULT_RETRY_SCHEDULE_S
-from bridge.retry import JITTER, MAX_RETRY_AFTER_S, Step, next_step
+from bridge.delivery.channels import SendError
+from bridge.delivery.retry import JITTER, MAX_RETRY_AFTER_S, Step, next_step
 
 SCHEDULE = [5.0, 300.0, 1800.0]
 

@@ -5,7 +5,7 @@ import pytest
 import standardwebhooks
 import svix.webhooks
 
-from bridge import signing
+from bridge.delivery import signing
 
 # The vector from the Standard Webhooks reference tests (python/tests/test_webhooks.py).
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -2,8 +2,8 @@ import asyncio
 
 import pytest
 
-from bridge.channels import SendError
-from bridge.channels.slack import MAX_BLOCKS, Pacer, fit_blocks
+from bridge.delivery.channels import SendError
+from bridge.delivery.channels.slack import MAX_BLOCKS, Pacer, fit_blocks
 
 
 def section(text):

@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from bridge.urlguard import UnsafeURL, check_url, check_url_syntax
+from bridge.delivery.urlguard import UnsafeURL, check_url, check_url_syntax
 
 
 async def no_dns(host, port):

@@ -3,7 +3,7 @@
 `SlackChannel` speaks the Web API with slack-sdk's AsyncWebClient (a bot token); the message's
 channel id and `ts` live in the StateStore, so after a restart the bridge edits the same message.
 `SlackWebhookChannel` is the simpler incoming-webhook variant: a new message per event, no edits.
-Both make exactly one attempt per send; retry policy lives in `bridge.delivery`.
+Both make exactly one attempt per send; retry policy lives in `bridge.delivery.deliverer`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.channels import Message, SendError, SendResult, StateStore
+from bridge.delivery.channels import Message, SendError, SendResult, StateStore
 from bridge.render import SLACK_BROADCAST_EVENTS, Renderer, TemplateProblem, clip, template_context
 
 log = logging.getLogger(__name__)

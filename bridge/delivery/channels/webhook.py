@@ -11,11 +11,11 @@ from datetime import datetime
 
 import httpx
 
-from bridge import signing
-from bridge.channels import Message, SendError, SendResult
 from bridge.clock import utcnow
+from bridge.delivery import signing
+from bridge.delivery.channels import Message, SendError, SendResult
+from bridge.delivery.urlguard import IPAddress, Resolver, UnsafeURL, check_url
 from bridge.retry_after import parse_retry_after
-from bridge.urlguard import IPAddress, Resolver, UnsafeURL, check_url
 
 log = logging.getLogger(__name__)
 

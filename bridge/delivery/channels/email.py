@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import aiosmtplib
 
-from bridge.channels import Message, SendError, SendResult, StateStore
 from bridge.clock import utcnow
+from bridge.delivery.channels import Message, SendError, SendResult, StateStore
 from bridge.events.vocabulary import SUMMARY_EVENTS
 from bridge.render import Renderer, TemplateProblem, template_context
 

@@ -2,7 +2,7 @@
 
 Sends run concurrently (bounded); their results are written as they come in, a batch per
 transaction, so one slow receiver does not hold back the record of the others. Whether and when to
-retry is decided in one place, `bridge.retry.next_step`.
+retry is decided in one place, `bridge.delivery.retry.next_step`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bridge.channels import Message, SendError, SendResult
-from bridge.channels.registry import ChannelRegistry, DestinationError
-from bridge.retry import next_step
+from bridge.delivery.channels import Message, SendError, SendResult
+from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
+from bridge.delivery.retry import next_step
 from bridge.services import Services
 from bridge.store.outbox import AttemptResult, ClaimedDelivery
 

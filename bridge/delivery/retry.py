@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.channels import SendError
+from bridge.delivery.channels import SendError
 
 JITTER = 0.1
 MAX_RETRY_AFTER_S = 24 * 3600.0

@@ -1,7 +1,7 @@
 """Destinations of events: one class per service, each with one async `send()`.
 
 A channel makes exactly one attempt and reports what happened; whether to retry is decided once,
-in `bridge.delivery`, from the `SendError` it raises.
+in `bridge.delivery.deliverer`, from the `SendError` it raises.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from bridge.channels import Channel, StateStore
-from bridge.channels.webhook import WebhookChannel
 from bridge.clock import utcnow
 from bridge.config import (
     Config,
@@ -24,8 +22,10 @@ from bridge.config import (
     SlackWebhookChannelConfig,
     WebhookChannelConfig,
 )
+from bridge.delivery.channels import Channel, StateStore
+from bridge.delivery.channels.webhook import WebhookChannel
+from bridge.delivery.urlguard import Resolver
 from bridge.events.routing import WEBHOOK_URL
-from bridge.urlguard import Resolver
 
 if TYPE_CHECKING:
     from bridge.render import Renderer
@@ -121,7 +121,7 @@ class ChannelRegistry:
     # Slack and email are imported when first needed: slack-sdk and aiosmtplib load only if used.
 
     def _slack(self, name: str, settings: SlackChannelConfig, renderer: Renderer) -> Channel:
-        from bridge.channels.slack import SlackChannel
+        from bridge.delivery.channels.slack import SlackChannel
 
         return SlackChannel(
             name=name,
@@ -137,7 +137,7 @@ class ChannelRegistry:
     def _slack_webhook(
         self, name: str, settings: SlackWebhookChannelConfig, renderer: Renderer
     ) -> Channel:
-        from bridge.channels.slack import SlackWebhookChannel
+        from bridge.delivery.channels.slack import SlackWebhookChannel
 
         return SlackWebhookChannel(
             name=name,
@@ -149,7 +149,7 @@ class ChannelRegistry:
         )
 
     def _email(self, name: str, settings: EmailChannelConfig, renderer: Renderer) -> Channel:
-        from bridge.channels.email import EmailChannel
+        from bridge.delivery.channels.email import EmailChannel
 
         password = settings.password.get_secret_value() if settings.password else None
         return EmailChannel(
