@@ -57,7 +57,7 @@ def serve_receiver() -> None:
     from starlette.responses import JSONResponse, PlainTextResponse, Response
     from starlette.routing import Route
 
-    from bridge.localserver import serving
+    from bridge.devtools.localserver import serving
 
     arrivals: dict[str, float] = {}
 

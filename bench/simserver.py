@@ -30,7 +30,7 @@ def wait_ready(out: Path, proc: subprocess.Popen[bytes], *, within_s: float = 12
 def main() -> None:
     import uvicorn
 
-    from bridge.simulator import KeyLimits, SimulatorSettings, create_simulator
+    from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
 
     count, out = int(sys.argv[1]), Path(sys.argv[2])
     keys = [f"aigen_test_bench{i:05d}" for i in range(count)]

@@ -52,7 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge.app import create_app
-    from bridge.logs import configure_logging
+    from bridge.ops.logs import configure_logging
 
     config = _load(args.config)
     if config is None:
@@ -91,7 +91,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bridge.demo import run_demo
+    from bridge.devtools.demo import run_demo
 
     return asyncio.run(run_demo(items=args.items, seconds_per_item=args.seconds_per_item))
 
@@ -99,14 +99,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulator(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from bridge.simulator import create_simulator, settings_from_args
+    from bridge.devtools.simulator import create_simulator, settings_from_args
 
     uvicorn.run(create_simulator(settings_from_args(args)), host=args.host, port=args.port)
     return 0
 
 
 def _send_test(args: argparse.Namespace) -> int:
-    from bridge.sendtest import send_test
+    from bridge.devtools.sendtest import send_test
 
     config = _load(args.config)
     if config is None:
@@ -116,7 +116,7 @@ def _send_test(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The command line: one sub-command per job the bridge does."""
-    from bridge.simulator import add_arguments
+    from bridge.devtools.simulator import add_arguments
 
     top = argparse.ArgumentParser(prog="photo-bridge", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)

@@ -15,7 +15,7 @@ from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
 from bridge.polling.poller import Poller
 from bridge.polling.pool import TransportFactory, UpstreamPool
-from bridge.render import Renderer
+from bridge.rendering import Renderer
 from bridge.services import Resolver, Services
 from bridge.store import Store, open_store
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from bridge.clock import Clock, utcnow
 from bridge.config import Config
-from bridge.metrics import Metrics
+from bridge.ops.metrics import Metrics
 from bridge.store import Store
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]

@@ -3,7 +3,7 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
 
 
 async def hello(request):

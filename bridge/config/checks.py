@@ -25,7 +25,7 @@ def channel_problems(config: Config) -> list[str]:
 
 def template_problems(config: Config) -> list[str]:
     """One line per template that fails to load or to render against sample events."""
-    from bridge.render import TEMPLATES_BY_CHANNEL, Renderer, TemplateProblem
+    from bridge.rendering import TEMPLATES_BY_CHANNEL, Renderer, TemplateProblem
 
     folder = config.templates.dir
     if folder is not None and not folder.is_dir():

@@ -18,8 +18,8 @@ from bridge.events.routing import WatchRoute, destinations
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
-from bridge.store.plans import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
 from bridge.store.records import WatchRecord
+from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
 
 NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch

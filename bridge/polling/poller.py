@@ -14,8 +14,8 @@ from bridge.polling.outcomes import Ok, Outcome, RateLimited, Unauthorized
 from bridge.polling.planning import PlanContext, plan_end, plan_poll
 from bridge.polling.upstream import UpstreamClient
 from bridge.services import Services
-from bridge.store.plans import Claim, JobRow, JobWrite
 from bridge.store.records import WatchRecord
+from bridge.store.rows import Claim, JobRow, JobWrite
 
 log = logging.getLogger(__name__)
 

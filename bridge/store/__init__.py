@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.store.channel_state import StateQueries
 from bridge.store.engine import create_engine, migrate
-from bridge.store.jobs import JobQueries
+from bridge.store.jobqueue import JobQueries
 from bridge.store.outbox import OutboxQueries
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.retry import RetryQueries
-from bridge.store.state import StateQueries
 from bridge.store.watches import WatchQueries
 
 __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]

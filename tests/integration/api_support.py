@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from bridge.app import create_app
 from bridge.config import parse_config
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
 from bridge.services import Services
 from bridge.store import Store
 from bridge.store.tables import deliveries, events

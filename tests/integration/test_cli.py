@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
 from tests.plugins.slack_standin import SlackStandin
 
 REPO = Path(__file__).resolve().parents[2]

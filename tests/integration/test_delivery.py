@@ -27,7 +27,7 @@ from bridge.delivery import signing
 from bridge.delivery.channels import Message, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
 from bridge.services import Services
 from bridge.store import Store, open_store
 from bridge.store.outbox import EXCERPT_CHARS, AttemptResult

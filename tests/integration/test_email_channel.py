@@ -15,7 +15,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bridge.delivery.channels import SendError
 from bridge.delivery.channels.email import EmailChannel
-from bridge.render import Renderer
+from bridge.rendering import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried
 
 SENDER = "bridge@example.com"

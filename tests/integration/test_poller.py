@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from bridge.config import Config, parse_config
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
+from bridge.devtools.simulator import KeyLimits, Simulator, SimulatorSettings, create_simulator
 from bridge.polling.poller import Poller
 from bridge.polling.pool import UpstreamPool
 from bridge.services import Services
-from bridge.simulator import KeyLimits, Simulator, SimulatorSettings, create_simulator
 from bridge.store import Store, open_store
 
 KEY = "aigen_test_poller"

@@ -27,8 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bridge.delivery.signing import new_secret
-from bridge.localserver import serving
-from bridge.simulator import KeyLimits, SimulatorSettings, create_simulator
+from bridge.devtools.localserver import serving
+from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
 
 KEY = "aigen_test_replicas"
 TOKEN = "replica-test-token"

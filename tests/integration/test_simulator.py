@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.localserver import serving
-from bridge.simulator import (
+from bridge.devtools.localserver import serving
+from bridge.devtools.simulator import (
     KeyLimits,
     Simulator,
     SimulatorSettings,

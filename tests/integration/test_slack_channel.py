@@ -7,8 +7,8 @@ import pytest
 
 from bridge.delivery.channels import SendError
 from bridge.delivery.channels.slack import Pacer, SlackChannel, SlackWebhookChannel
-from bridge.localserver import serving
-from bridge.render import Renderer
+from bridge.devtools.localserver import serving
+from bridge.rendering import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried
 from tests.plugins.slack_standin import SlackStandin
 

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bridge.devtools.localserver import serving
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
-from bridge.localserver import serving
 from bridge.polling.outcomes import (
     ConnectionFailed,
     Malformed,

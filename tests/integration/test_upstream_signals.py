@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from bridge.api.aigen_signature import expected_signature
 from bridge.app import create_app
 from bridge.config import parse_config
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
 from bridge.store import open_store
 from bridge.store.tables import upstream_jobs
 

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from bridge.delivery import signing
 from bridge.delivery.channels import Channel, Message, SendError
 from bridge.delivery.channels.webhook import WebhookChannel
-from bridge.localserver import serving
+from bridge.devtools.localserver import serving
 
 USER_AGENT = "photo-bridge/test"
 PAYLOAD = {

@@ -109,7 +109,7 @@ def test_budget_error_backoff_never_overflows():
     from bridge.config import parse_config
     from bridge.polling.outcomes import ServerError
     from bridge.polling.planning import PlanContext, plan_poll
-    from bridge.store.plans import JobRow
+    from bridge.store.rows import JobRow
 
     config = parse_config("polling: {queued_interval_s: 60.0, processing_interval_s: 15.0}", env={})
     job = JobRow(None, "processing", False, T0, 15.0, 0, T0, T0, 0, None, 5000, "main", "j")

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from bridge.events.vocabulary import EVENT_TYPES
-from bridge.render import (
+from bridge.rendering import (
     TEMPLATES_BY_CHANNEL,
     Renderer,
     TemplateProblem,
@@ -16,7 +16,7 @@ from bridge.render import (
     status_label,
     template_context,
 )
-from bridge.samples import sample_context, sample_event, sample_job
+from bridge.rendering.samples import sample_context, sample_event, sample_job
 
 ALL_TEMPLATES = sorted({name for names in TEMPLATES_BY_CHANNEL.values() for name in names})
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.render import TEMPLATES_BY_CHANNEL, Renderer
-from bridge.samples import sample_context
+from bridge.rendering import TEMPLATES_BY_CHANNEL, Renderer
+from bridge.rendering.samples import sample_context
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

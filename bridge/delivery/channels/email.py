@@ -24,7 +24,7 @@ import aiosmtplib
 from bridge.clock import utcnow
 from bridge.delivery.channels import Message, SendError, SendResult, StateStore
 from bridge.events.vocabulary import SUMMARY_EVENTS
-from bridge.render import Renderer, TemplateProblem, template_context
+from bridge.rendering import Renderer, TemplateProblem, template_context
 
 log = logging.getLogger(__name__)
 

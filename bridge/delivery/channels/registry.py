@@ -28,7 +28,7 @@ from bridge.delivery.urlguard import Resolver
 from bridge.events.routing import WEBHOOK_URL
 
 if TYPE_CHECKING:
-    from bridge.render import Renderer
+    from bridge.rendering import Renderer
 
 
 class DestinationError(Exception):

@@ -23,7 +23,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.delivery.channels import Message, SendError, SendResult, StateStore
-from bridge.render import SLACK_BROADCAST_EVENTS, Renderer, TemplateProblem, clip, template_context
+from bridge.rendering import (
+    SLACK_BROADCAST_EVENTS,
+    Renderer,
+    TemplateProblem,
+    clip,
+    template_context,
+)
 
 log = logging.getLogger(__name__)
 

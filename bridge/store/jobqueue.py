@@ -18,8 +18,8 @@ from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bridge.polling.budget import HOUR, BudgetState, Limits, grant, next_grant_at
-from bridge.store.plans import Claim, JobRow, JobWrite
 from bridge.store.records import WatchRecord
+from bridge.store.rows import Claim, JobRow, JobWrite
 from bridge.store.tables import (
     account_budgets,
     deliveries,

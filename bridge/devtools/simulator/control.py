@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bridge.simulator.responses import error_response, json_response, simulator
-from bridge.simulator.settings import DEFAULT_KEY
+from bridge.devtools.simulator.responses import error_response, json_response, simulator
+from bridge.devtools.simulator.settings import DEFAULT_KEY
 
 
 class CreateJobControl(BaseModel):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bridge.events.vocabulary import EVENT_TYPES
-from bridge.render import template_context
+from bridge.rendering.view import template_context
 
 SAMPLE_JOB_ID = "3f1c2b9a-7d4e-4c1a-9b2e-5a6f7c8d9e0f"
 SAMPLE_PUBLIC_URL = "https://bridge.example.com"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.simulator.settings import SimulatorSettings
+from bridge.devtools.simulator.settings import SimulatorSettings
 
 ACTIVE = frozenset({"queued", "processing"})
 JOB_STATUSES = ("queued", "processing", "completed", "partially_completed", "failed", "cancelled")

@@ -6,7 +6,7 @@ import math
 from collections import deque
 from datetime import datetime, timedelta
 
-from bridge.simulator.settings import KeyLimits
+from bridge.devtools.simulator.settings import KeyLimits
 
 HOUR = timedelta(hours=1)
 

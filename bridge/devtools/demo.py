@@ -25,8 +25,8 @@ from starlette.routing import Route
 from bridge.app import create_app
 from bridge.config import Config, parse_config
 from bridge.delivery.signing import new_secret
-from bridge.localserver import serving
-from bridge.simulator import KeyLimits, SimulatorSettings, create_simulator
+from bridge.devtools.localserver import serving
+from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
 
 DEMO_KEY = "aigen_test_demo"
 DEMO_TOKEN = "demo-client-token"

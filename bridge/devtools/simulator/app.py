@@ -8,11 +8,11 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.simulator.api import upstream_routes
-from bridge.simulator.control import control_routes
-from bridge.simulator.responses import RequestIdMiddleware, error_response
-from bridge.simulator.settings import SimulatorSettings
-from bridge.simulator.state import Simulator
+from bridge.devtools.simulator.api import upstream_routes
+from bridge.devtools.simulator.control import control_routes
+from bridge.devtools.simulator.responses import RequestIdMiddleware, error_response
+from bridge.devtools.simulator.settings import SimulatorSettings
+from bridge.devtools.simulator.state import Simulator
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

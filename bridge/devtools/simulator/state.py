@@ -10,8 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.simulator.limits import KeyUsage, seconds_until
-from bridge.simulator.progress import (
+from bridge.devtools.simulator.limits import KeyUsage, seconds_until
+from bridge.devtools.simulator.progress import (
     ACTIVE,
     SimJob,
     derive_uuid,
@@ -20,8 +20,8 @@ from bridge.simulator.progress import (
     render_job,
     summary_of,
 )
-from bridge.simulator.refusal import BUSY_ACCOUNT, BUSY_KEY, REUSED, TOO_MANY, Refusal
-from bridge.simulator.settings import SimulatorSettings
+from bridge.devtools.simulator.refusal import BUSY_ACCOUNT, BUSY_KEY, REUSED, TOO_MANY, Refusal
+from bridge.devtools.simulator.settings import SimulatorSettings
 
 SCRIPT_FIELDS = frozenset({"status", "retry_after", "garbage", "delay_s", "job"})
 _TICK = timedelta(microseconds=1)

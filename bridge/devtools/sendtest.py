@@ -12,8 +12,8 @@ from bridge.config import Config, EmailChannelConfig
 from bridge.delivery.channels import Message, SendError
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.ids import new_id
-from bridge.render import Renderer, TemplateProblem
-from bridge.samples import sample_event, sample_job
+from bridge.rendering import Renderer, TemplateProblem
+from bridge.rendering.samples import sample_event, sample_job
 
 
 class _Scratch:

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bridge.simulator.progress import JOB_STATUSES
-from bridge.simulator.refusal import Refusal
-from bridge.simulator.responses import error_response, json_response, simulator
-from bridge.simulator.state import Image, Simulator
+from bridge.devtools.simulator.progress import JOB_STATUSES
+from bridge.devtools.simulator.refusal import Refusal
+from bridge.devtools.simulator.responses import error_response, json_response, simulator
+from bridge.devtools.simulator.state import Image, Simulator
 
 GARBAGE = b'{"job": {"id": "<html><body>upstream hiccup'
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.simulator.state import Simulator
+from bridge.devtools.simulator.state import Simulator
 
 ERROR_CODES = {
     400: "invalid_request",

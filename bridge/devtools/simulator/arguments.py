@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bridge.simulator.settings import DEFAULT_KEY, KeyLimits, SimulatorSettings
+from bridge.devtools.simulator.settings import DEFAULT_KEY, KeyLimits, SimulatorSettings
 
 _LIMITS = KeyLimits()
 _SETTINGS = SimulatorSettings()

@@ -15,8 +15,9 @@ from typing import Any
 
 import jinja2
 
-from bridge.events.snapshot import JOB_FINAL
 from bridge.events.vocabulary import SUMMARY_EVENTS
+from bridge.rendering.filters import FILTERS
+from bridge.rendering.samples import sample_contexts
 
 TEMPLATES_BY_CHANNEL: dict[str, list[str]] = {
     "webhook": [],
@@ -52,24 +53,6 @@ _USED_ON: dict[str, frozenset[str]] = {
     "email/summary.html.j2": SUMMARY_EVENTS,
 }
 
-_STATUS_LABELS = {
-    None: "Unknown",
-    "queued": "Queued",
-    "processing": "Processing",
-    "completed": "Completed",
-    "partially_completed": "Partially completed",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-}
-_STATUS_EMOJI = {
-    "queued": ":hourglass_flowing_sand:",
-    "processing": ":gear:",
-    "completed": ":white_check_mark:",
-    "partially_completed": ":warning:",
-    "failed": ":x:",
-    "cancelled": ":no_entry_sign:",
-}
-
 
 class TemplateProblem(Exception):
     """One or more templates cannot be used; `problems` names each file and what is wrong."""
@@ -81,10 +64,10 @@ class TemplateProblem(Exception):
 
 def packaged_templates_dir() -> Path:
     """The templates shipped with the bridge: inside the wheel, else the source tree's `templates/`."""
-    inside = Path(__file__).parent / "templates"
+    inside = Path(__file__).parent.parent / "templates"
     if inside.is_dir():
         return inside
-    return Path(__file__).resolve().parent.parent / "templates"
+    return Path(__file__).resolve().parent.parent.parent / "templates"
 
 
 class Renderer:
@@ -145,8 +128,6 @@ class Renderer:
 
     def check(self, names: Iterable[str]) -> list[str]:
         """Render each template against every sample context; one problem line per broken template."""
-        from bridge.samples import sample_contexts  # samples build on this module's contexts
-
         problems: list[str] = []
         contexts = sample_contexts()
         for name in dict.fromkeys(names):
@@ -184,127 +165,3 @@ def _display_path(filename: str, override_dir: Path | None) -> str:
         return f"templates/{path.relative_to(packaged_templates_dir()).as_posix()}"
     except ValueError:
         return filename
-
-
-# ----- what templates see -------------------------------------------------------------------------
-
-
-def template_context(
-    *, payload: Mapping[str, Any], job: Mapping[str, Any] | None, public_url: str | None
-) -> dict[str, Any]:
-    """The names every template can use: the event as CONTRACT section 4, the latest job, counts."""
-    data: Mapping[str, Any] = payload.get("data") or {}
-    view = _job_view(data, job)
-    items = view["items"]
-    total = view["total_items"] or len(items)
-    if items:
-        done = sum(1 for i in items if i.get("status") == "completed")
-        failed = sum(1 for i in items if i.get("status") == "failed")
-    else:
-        done, failed = view["completed_items"], view["failed_items"]
-    cancelled = sum(1 for i in items if i.get("status") == "cancelled")
-    finished = done + failed + cancelled
-    return {
-        "event": payload,
-        "type": payload.get("type", ""),
-        "timestamp": payload.get("timestamp", ""),
-        "data": data,
-        "item": data.get("item"),
-        "job": view,
-        "counts": {
-            "total": total,
-            "done": done,
-            "failed": failed,
-            "cancelled": cancelled,
-            "pending": max(0, total - finished),
-            "percent": min(100, round(100 * finished / total)) if total else 0,
-            "credits_used": view["credits_used"],
-        },
-        "failed_items": [i for i in items if i.get("status") == "failed"],
-        "final": view["status"] in JOB_FINAL,
-        "bridge_url": (public_url or "").rstrip("/"),
-    }
-
-
-def _job_view(data: Mapping[str, Any], job: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The latest stored job, else what the event itself says about it; always the same keys."""
-    source: Mapping[str, Any] = job or data.get("job") or {}
-    items = list(job.get("items") or []) if job else []
-    if not items and data.get("item"):
-        items = [data["item"]]
-    return {
-        "id": source.get("id") or data.get("job_id") or "",
-        "status": source.get("status"),
-        "total_items": source.get("total_items") or 0,
-        "completed_items": source.get("completed_items") or 0,
-        "failed_items": source.get("failed_items") or 0,
-        "credits_used": source.get("credits_used") or 0,
-        "items": items,
-    }
-
-
-# ----- filters ------------------------------------------------------------------------------------
-
-
-def status_label(status: str | None) -> str:
-    """'partially_completed' -> 'Partially completed'; new upstream values stay readable."""
-    if status in _STATUS_LABELS:
-        return _STATUS_LABELS[status]
-    return str(status).replace("_", " ").capitalize()
-
-
-def status_emoji(status: str | None) -> str:
-    """A Slack emoji code for a status."""
-    return _STATUS_EMOJI.get(status or "", ":grey_question:")
-
-
-def progress_bar(percent: int | float, width: int = 20) -> str:
-    """A bar of block characters, e.g. '██████░░░░' for 60 out of 100."""
-    filled = max(0, min(width, round(width * float(percent) / 100)))
-    return "█" * filled + "░" * (width - filled)
-
-
-def clip(value: Any, limit: int) -> str:
-    """Cut text to at most `limit` characters, marking the cut with an ellipsis."""
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
-
-
-def short_id(value: Any) -> str:
-    """The first 8 characters of an id, as people quote job ids."""
-    return str(value or "")[:8]
-
-
-def mrkdwn(value: Any) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    text = "" if value is None else str(value)
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def to_json(value: Any) -> str:
-    """JSON for templates that render JSON, keeping non-ASCII characters readable."""
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, jinja2.Undefined):
-        return str(value)  # StrictUndefined raises here, naming what was undefined
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-def http_url(value: Any) -> str:
-    """The value if it is an http(s) URL, else '' (never a javascript: link in an email)."""
-    text = "" if value is None else str(value).strip()
-    return text if text.lower().startswith(("http://", "https://")) else ""
-
-
-FILTERS = {
-    "status_label": status_label,
-    "status_emoji": status_emoji,
-    "progress_bar": progress_bar,
-    "clip": clip,
-    "short_id": short_id,
-    "mrkdwn": mrkdwn,
-    "json": to_json,
-    "http_url": http_url,
-}

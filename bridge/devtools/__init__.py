@@ -1,0 +1,1 @@
+"""Dev tools: demo, dev, send-test, the upstream simulator and a local server. `serve` never imports these."""

@@ -1,0 +1,1 @@
+"""Ops: structured logs and Prometheus metrics."""
