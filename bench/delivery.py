@@ -171,7 +171,7 @@ async def add_watches(store: Store, count: int, url: str) -> list[str]:
         }
         for n in range(count)
     ]
-    async with store.engine.begin() as conn:
+    async with store.db.engine.begin() as conn:
         await conn.execute(watches.insert(), rows)
     return [row["id"] for row in rows]
 
@@ -206,7 +206,7 @@ async def commit_events(store: Store, batch: list[tuple[str, int]]) -> dict[str,
                 "updated_at": at,
             }
         )
-    async with store.engine.begin() as conn:
+    async with store.db.engine.begin() as conn:
         await conn.execute(events.insert(), event_rows)
         await conn.execute(deliveries.insert(), delivery_rows)
     return {row["id"]: at for row in event_rows}

@@ -133,7 +133,7 @@ async def run_poller(
     now = datetime.now(UTC)
     for start in range(0, len(jobs), 50):
         await asyncio.gather(*(
-            store.create_watch(client="shop", account=f"a{i}", job_id=jobs[i], webhook_url=None,
+            store.watches.create(client="shop", account=f"a{i}", job_id=jobs[i], webhook_url=None,
                                events=["*"], metadata={}, idempotency_key=None, now=now,
                                ttl=timedelta(hours=1))
             for i in range(start, min(start + 50, len(jobs)))

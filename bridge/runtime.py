@@ -59,12 +59,17 @@ class Runtime:
             follow_redirects=False,
         )
         registry = ChannelRegistry(
-            config=config, http=http, state=opened, renderer=renderer, resolve=resolve, now=now
+            config=config,
+            http=http,
+            state=opened.channel_state,
+            renderer=renderer,
+            resolve=resolve,
+            now=now,
         )
         deliverer = Deliverer(services=services, channels=registry, owner=owner)
 
         async def prune(_: datetime | None) -> int:
-            await opened.prune_poll_log(now=services.now())
+            await opened.jobs.prune_poll_log(now=services.now())
             return 0
 
         work = Background(

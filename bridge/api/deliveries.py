@@ -24,7 +24,7 @@ async def retry_delivery(request: Request) -> Response:
     if not _DELIVERY_ID.match(delivery_id):
         raise _not_found()
     services = services_of(request)
-    outcome = await services.store.retry_delivery(
+    outcome = await services.store.outbox.retry(
         client=client_of(request), delivery_id=delivery_id, now=services.now()
     )
     if outcome is None:

@@ -60,7 +60,7 @@ async def upstream_signal(request: Request) -> Response:
     except SignatureProblem as exc:
         raise ApiError(401, "invalid_signature", str(exc)) from None
     job_id = _job_id(body)
-    moved = await services.store.signal_job(
+    moved = await services.store.jobs.signal(
         account=request.path_params["account"], job_id=job_id, now=services.now()
     )
     log.info(

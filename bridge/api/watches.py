@@ -44,7 +44,7 @@ async def _owned_watch(request: Request) -> WatchRecord:
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.match(watch_id):
         raise _not_found()
-    record = await services_of(request).store.get_watch(
+    record = await services_of(request).store.watches.get(
         watch_id=watch_id, client=client_of(request)
     )
     if record is None:
@@ -103,7 +103,7 @@ async def create_watch(request: Request) -> Response:
         await _check_webhook(body.webhook_url, client=client, services=services)
     events = list(body.events or ["*"])
     metadata = dict(body.metadata or {})
-    record, created = await services.store.create_watch(
+    record, created = await services.store.watches.create(
         client=client_name,
         account=account,
         job_id=body.job_id,
@@ -131,7 +131,7 @@ async def create_watch(request: Request) -> Response:
 async def list_watches(request: Request) -> Response:
     """GET /v1/watches: the client's watches, newest first, a page at a time."""
     query = parse_query(request, ListWatchesQuery)
-    page, next_cursor = await services_of(request).store.list_watches(
+    page, next_cursor = await services_of(request).store.watches.page(
         client=client_of(request), status=query.status, limit=query.limit, cursor=query.cursor
     )
     return json_response(WatchPage(watches=[watch_view(w) for w in page], next_cursor=next_cursor))
@@ -148,7 +148,7 @@ async def cancel_watch(request: Request) -> Response:
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.match(watch_id):
         raise _not_found()
-    record = await services.store.cancel_watch(
+    record = await services.store.watches.cancel(
         client=client_of(request), watch_id=watch_id, now=services.now()
     )
     if record is None:
@@ -159,12 +159,12 @@ async def cancel_watch(request: Request) -> Response:
 async def list_events(request: Request) -> Response:
     """GET /v1/watches/{watch_id}/events: every event in sequence order."""
     watch = await _owned_watch(request)
-    records = await services_of(request).store.list_events(watch_id=watch.id)
+    records = await services_of(request).store.watches.events(watch_id=watch.id)
     return json_response(EventList(events=[event_view(r) for r in records]))
 
 
 async def list_deliveries(request: Request) -> Response:
     """GET /v1/watches/{watch_id}/deliveries: every delivery of the watch's events."""
     watch = await _owned_watch(request)
-    records = await services_of(request).store.list_deliveries(watch_id=watch.id)
+    records = await services_of(request).store.watches.deliveries(watch_id=watch.id)
     return json_response(DeliveryList(deliveries=[delivery_view(r) for r in records]))

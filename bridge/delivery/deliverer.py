@@ -67,7 +67,7 @@ class Deliverer:
         self._idle.clear()
         try:
             lease_s = self.lease_s(limit)
-            claimed = await self._services.store.claim_due_deliveries(
+            claimed = await self._services.store.outbox.claim_due(
                 now=clock(), owner=self._owner, lease_s=lease_s, limit=limit
             )
             # A row this process still sends (its lease ran out meanwhile) is not sent twice.
@@ -119,7 +119,9 @@ class Deliverer:
             done = None in batch
             ready = [r for r in batch if r is not None]
             if ready:
-                await self._services.store.record_attempts(ready, now=clock(), owner=self._owner)
+                await self._services.store.outbox.record_attempts(
+                    ready, now=clock(), owner=self._owner
+                )
 
     async def _attempt(
         self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float

@@ -14,19 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bridge.store.rows import AccountDemand, BudgetGrant, BudgetRow
+
 BURST = 3  # polls that may start back to back after a quiet spell ("no bursts of more than a few")
 DEFAULT_PAUSE_S = 60.0  # a 429 without Retry-After pauses the account this long
 HOUR = timedelta(hours=1)
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetState:
-    """One account's stored budget: the pacing clock and what the upstream last said."""
-
-    next_slot_at: datetime | None = None  # GCRA theoretical arrival time of the next poll
-    paused_until: datetime | None = None
-    remaining: int | None = None  # X-RateLimit-Remaining, counted down locally as polls start
-    reset_at: datetime | None = None
+BudgetState = BudgetRow  # the policy reads and returns the stored row
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +95,26 @@ def next_grant_at(
     if oldest_in_window is not None:
         moments.append(oldest_in_window + HOUR)
     return max(moments)
+
+
+def decide(demand: AccountDemand, *, limits: Limits, now: datetime) -> BudgetGrant:
+    """The claim's policy for one account: grant what the budget allows and say when to ask again."""
+    count, state = grant(
+        demand.budget,
+        limits=limits,
+        now=now,
+        wanted=demand.wanted,
+        used_last_hour=demand.used_last_hour,
+        in_flight=demand.in_flight,
+    )
+    full = demand.used_last_hour + count >= limits.polls_per_hour
+    earliest = next_grant_at(
+        state,
+        limits=limits,
+        now=now,
+        oldest_in_window=(demand.oldest_in_window or now) if full else None,
+    )
+    return BudgetGrant(count, state, earliest)
 
 
 def observe(

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from random import Random
 
+from bridge.polling import budget
 from bridge.polling.budget import BudgetState, Limits, observe
 from bridge.polling.outcomes import Ok, Outcome, RateLimited, Unauthorized
 from bridge.polling.planning import PlanContext, plan_end, plan_poll
@@ -50,6 +51,7 @@ class Poller:
             for name, account in config.upstream.accounts.items()
             if name in clients
         }
+        self._widest = max((lim.max_concurrency for lim in self.limits.values()), default=1)
         # A poll's lease outlives its timeout, so a live replica never loses a job mid-poll.
         self.lease = timedelta(seconds=config.upstream.timeout_s * 2 + 5)
 
@@ -58,14 +60,22 @@ class Poller:
 
     async def start(self) -> None:
         """Create budget rows for the configured accounts."""
-        await self.services.store.ensure_budgets(list(self.limits), now=self.services.now())
+        await self.services.store.jobs.ensure_budgets(list(self.limits), now=self.services.now())
 
     async def poll_due(self, now: datetime | None = None) -> int:
         """Poll one batch of due jobs; returns how many polls were made."""
         now = now or self.services.now()
         await self.expire_watches(now)
-        claims = await self.services.store.claim_due_jobs(
-            now=now, owner=self.owner, lease=self.lease, limits=self.limits, limit=self.batch
+        claims = await self.services.store.jobs.claim_due(
+            now=now,
+            owner=self.owner,
+            lease=self.lease,
+            accounts=list(self.limits),
+            per_account=self._widest,
+            limit=self.batch,
+            decide=lambda demand: budget.decide(
+                demand, limits=self.limits[demand.account], now=now
+            ),
         )
         if not claims:
             return 0
@@ -102,7 +112,7 @@ class Poller:
         def planner(job: JobRow, watches: list[WatchRecord]) -> JobWrite:
             return plan_poll(job, watches, outcomes[(job.account, job.job_id)], ctx)
 
-        writes = await self.services.store.apply_plans(
+        writes = await self.services.store.jobs.apply_plans(
             list(outcomes), planner, now=ctx.now, owner=self.owner
         )
         self._committed(writes)
@@ -138,7 +148,7 @@ class Poller:
             )
 
         changes = {account: partial(fold, outcome) for account, outcome in latest.items()}
-        await self.services.store.update_budgets(changes, now=now)
+        await self.services.store.jobs.update_budgets(changes, now=now)
         for account, outcome in latest.items():
             if outcome.rate_limit is not None and outcome.rate_limit.remaining is not None:
                 self.services.metrics.budget_remaining.labels(account).set(
@@ -156,19 +166,19 @@ class Poller:
             "upstream rejected the API key (401): failing every watch of the account; fix the key",
             extra={"account": account},
         )
-        keys = await self.services.store.jobs_of_account(account)
+        keys = await self.services.store.jobs.watched_by_account(account)
         ctx = self._context()
-        writes = await self.services.store.apply_plans(
+        writes = await self.services.store.jobs.apply_plans(
             keys, partial(_end, ctx=ctx, reason="invalid_api_key", only_expired=False), now=ctx.now
         )
         self._committed(writes)
 
     async def expire_watches(self, now: datetime) -> None:
         """End watches whose TTL passed with `watch.expired`."""
-        keys = await self.services.store.jobs_with_expired_watches(now=now, limit=self.batch)
+        keys = await self.services.store.jobs.with_expired_watches(now=now, limit=self.batch)
         if keys:
             ctx = PlanContext(config=self.services.config, now=now, rng=self.rng)
-            writes = await self.services.store.apply_plans(
+            writes = await self.services.store.jobs.apply_plans(
                 keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
             )
             self._committed(writes)

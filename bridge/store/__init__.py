@@ -1,39 +1,35 @@
-"""The only place that knows SQL: `open_store(url)` returns a migrated `Store`."""
+"""The only place that knows SQL: `open_store(url)` returns a migrated `Store` of repositories."""
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from bridge.store.channel_state import StateQueries
+from bridge.store.channel_state import ChannelState
+from bridge.store.database import Database
 from bridge.store.engine import create_engine, migrate
-from bridge.store.jobqueue import JobQueries
-from bridge.store.outbox import OutboxQueries
+from bridge.store.jobqueue import JobQueue
+from bridge.store.outbox import Outbox
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
-from bridge.store.retry import RetryQueries
-from bridge.store.watches import WatchQueries
+from bridge.store.watches import Watches
 
 __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
 
 
-class Store(WatchQueries, JobQueries, OutboxQueries, RetryQueries, StateQueries):
-    """Every query the bridge makes: writes on `engine`, plain reads on `reader`."""
+class Store:
+    """The repositories over one database: watches, the job queue, the outbox, channel state."""
 
-    def __init__(self, engine: AsyncEngine, reader: AsyncEngine | None = None) -> None:
-        self.engine = engine
-        self.reader = reader or engine  # SQLite: a pool of readers beside the one writer
-        self.dialect = engine.dialect.name
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.watches = Watches(db)
+        self.jobs = JobQueue(db)
+        self.outbox = Outbox(db)
+        self.channel_state = ChannelState(db)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
-        async with self.reader.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await self.db.ping()
 
     async def close(self) -> None:
         """Close every pooled connection."""
-        await self.engine.dispose()
-        if self.reader is not self.engine:
-            await self.reader.dispose()
+        await self.db.close()
 
 
 async def open_store(url: str, *, run_migrations: bool = True) -> Store:
@@ -42,4 +38,4 @@ async def open_store(url: str, *, run_migrations: bool = True) -> Store:
     if run_migrations:
         await migrate(engine)
     reader = create_engine(url, readers=4) if engine.dialect.name == "sqlite" else None
-    return Store(engine, reader)
+    return Store(Database(engine, reader))

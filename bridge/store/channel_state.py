@@ -6,18 +6,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.store.database import Repository
 from bridge.store.tables import channel_state
 from bridge.store.upsert import insert_for
 
 
-class StateQueries:
+class ChannelState(Repository):
     """Implements `bridge.delivery.channels.StateStore` on the database."""
-
-    engine: AsyncEngine
-    reader: AsyncEngine
-    dialect: str
 
     async def get_state(self, key: str) -> dict[str, Any] | None:
         """The value stored under `key`, or None."""

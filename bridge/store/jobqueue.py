@@ -15,50 +15,46 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.polling.budget import HOUR, BudgetState, Limits, grant, next_grant_at
+from bridge.store.database import Repository
+from bridge.store.plan_writes import active_watches, fields_of, write_plans
 from bridge.store.records import WatchRecord
-from bridge.store.rows import Claim, JobRow, JobWrite
+from bridge.store.rows import (
+    AccountDemand,
+    BudgetRow,
+    Claim,
+    GrantPolicy,
+    JobRow,
+    JobWrite,
+)
 from bridge.store.tables import (
     account_budgets,
-    deliveries,
-    events,
     poll_log,
     upstream_jobs,
     watches,
 )
 from bridge.store.upsert import insert_for
-from bridge.store.watches import watch_record
 
 log = logging.getLogger(__name__)
 J = upstream_jobs
 B = account_budgets
 Key = tuple[str, str]
+HOUR = timedelta(hours=1)  # the rolling window of the poll log
 Planner = Callable[[JobRow, list[WatchRecord]], JobWrite]
 _BUDGET_FIELDS = ("next_slot_at", "paused_until", "remaining", "reset_at")
 
 
-def _fields(obj: Any) -> dict[str, Any]:
-    """A slotted dataclass's fields, shallow: `dataclasses.asdict` deep-copies every snapshot and
-    payload, which was most of a poll's CPU."""
-    return {name: getattr(obj, name) for name in obj.__slots__}
-
-
-def _budget_state(row: Any) -> BudgetState:
-    return BudgetState(**{name: row._mapping[name] for name in _BUDGET_FIELDS})
+def _budget_row(row: Any) -> BudgetRow:
+    return BudgetRow(**{name: row._mapping[name] for name in _BUDGET_FIELDS})
 
 
 def _job_row(row: Any) -> JobRow:
     return JobRow(**{f.name: row._mapping[f.name] for f in fields(JobRow)})
 
 
-class JobQueries:
-    """The polling half of the store; mixed into `Store`."""
-
-    engine: AsyncEngine
-    reader: AsyncEngine
-    dialect: str
+class JobQueue(Repository):
+    """The job queue: budget rows, leased claims of due jobs, and writing what polls found."""
 
     async def ensure_budgets(self, accounts: Sequence[str], *, now: datetime) -> None:
         """Create a budget row for each configured account that has none."""
@@ -68,26 +64,25 @@ class JobQueries:
         async with self.engine.begin() as conn:
             await conn.execute(stmt, [{"account": a, "updated_at": now} for a in accounts])
 
-    async def read_budget(self, account: str) -> BudgetState | None:
-        """The account's stored budget state (for metrics and tests)."""
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(select(B).where(B.c.account == account))).first()
-        return _budget_state(row) if row else None
-
-    async def polls_since(self, account: str, since: datetime) -> int:
-        """How many polls the account started after `since`, by every replica."""
-        query = select(func.count()).where(poll_log.c.account == account, poll_log.c.at > since)
-        async with self.reader.connect() as conn:
-            return int((await conn.execute(query)).scalar_one())
-
-    async def claim_due_jobs(
-        self, *, now: datetime, owner: str, lease: timedelta, limits: dict[str, Limits], limit: int
+    async def claim_due(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        accounts: Sequence[str],
+        per_account: int,
+        limit: int,
+        decide: GrantPolicy,
     ) -> list[Claim]:
-        """Lease up to `limit` due jobs, as many per account as its budget grants now."""
-        if not limits:
+        """Lease up to `limit` due jobs (at most `per_account` each), as many per account as the
+        caller's budget policy `decide` grants, under the budget rows' locks."""
+        if not accounts:
             return []
         async with self.engine.begin() as conn:
-            candidates = await self._candidates(conn, now=now, limits=limits, limit=limit)
+            candidates = await self._candidates(
+                conn, now=now, accounts=accounts, per_account=per_account, limit=limit
+            )
             if not candidates:
                 return []
             accounts = sorted({c[0] for c in candidates})
@@ -112,12 +107,18 @@ class JobQueries:
                     .with_for_update(skip_locked=True)
                 )
             ]
-            chosen = await self._grant(conn, jobs=jobs, budgets=budgets, limits=limits, now=now)
+            chosen = await self._grant(conn, jobs=jobs, budgets=budgets, decide=decide, now=now)
             await self._lease(conn, chosen, owner=owner, until=now + lease, now=now)
         return [Claim(job=j, due_at=j.next_poll_at or now) for j in chosen]
 
     async def _candidates(
-        self, conn: AsyncConnection, *, now: datetime, limits: dict[str, Limits], limit: int
+        self,
+        conn: AsyncConnection,
+        *,
+        now: datetime,
+        accounts: Sequence[str],
+        per_account: int,
+        limit: int,
     ) -> list[Key]:
         rank = (
             func.row_number()
@@ -127,15 +128,14 @@ class JobQueries:
         inner = (
             select(J.c.account, J.c.job_id, J.c.priority, J.c.next_poll_at, rank)
             .select_from(J.join(B, B.c.account == J.c.account))
-            .where(J.c.next_poll_at <= now, J.c.account.in_(list(limits)))
+            .where(J.c.next_poll_at <= now, J.c.account.in_(list(accounts)))
             .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
             .where(or_(B.c.next_grant_at.is_(None), B.c.next_grant_at <= now))
             .subquery()
         )
-        widest = max(lim.max_concurrency for lim in limits.values())
         query = (
             select(inner.c.account, inner.c.job_id)
-            .where(inner.c.rank <= widest)
+            .where(inner.c.rank <= per_account)
             .order_by(inner.c.priority.desc(), inner.c.next_poll_at)
             .limit(limit)
         )
@@ -147,7 +147,7 @@ class JobQueries:
         *,
         jobs: list[JobRow],
         budgets: dict[str, Any],
-        limits: dict[str, Limits],
+        decide: GrantPolicy,
         now: datetime,
     ) -> list[JobRow]:
         by_account: dict[str, list[JobRow]] = defaultdict(list)
@@ -180,28 +180,22 @@ class JobQueries:
         budget_rows = []
         for account, queue in by_account.items():
             used, oldest = window.get(account, (0, None))
-            state = _budget_state(budgets[account])
-            k, state = grant(
-                state,
-                limits=limits[account],
-                now=now,
-                wanted=len(queue),
-                used_last_hour=used,
-                in_flight=in_flight.get(account, 0),
+            granted = decide(
+                AccountDemand(
+                    account=account,
+                    budget=_budget_row(budgets[account]),
+                    wanted=len(queue),
+                    used_last_hour=used,
+                    oldest_in_window=oldest,
+                    in_flight=in_flight.get(account, 0),
+                )
             )
-            chosen += queue[:k]
-            full = used + k >= limits[account].polls_per_hour
-            earliest = next_grant_at(
-                state,
-                limits=limits[account],
-                now=now,
-                oldest_in_window=(oldest or now) if full else None,
-            )
+            chosen += queue[: granted.count]
             budget_rows.append(
                 {
                     "b_account": account,
-                    **_fields(state),
-                    "next_grant_at": earliest,
+                    **fields_of(granted.budget),
+                    "next_grant_at": granted.next_grant_at,
                     "updated_at": now,
                 }
             )
@@ -227,7 +221,7 @@ class JobQueries:
         )
         await conn.execute(poll_log.insert(), [{"account": j.account, "at": now} for j in jobs])
 
-    async def signal_job(self, *, account: str, job_id: str, now: datetime) -> bool:
+    async def signal(self, *, account: str, job_id: str, now: datetime) -> bool:
         """The upstream said the job moved: poll it first, and now. False if nobody watches it."""
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -237,19 +231,8 @@ class JobQueries:
             )
         return bool(result.rowcount)
 
-    async def release_jobs(self, keys: Sequence[Key], *, owner: str) -> None:
-        """Give up leases without polling (shutdown before the polls started)."""
-        if not keys:
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(J)
-                .where(tuple_(J.c.account, J.c.job_id).in_(list(keys)), J.c.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
-
     async def update_budgets(
-        self, changes: Mapping[str, Callable[[BudgetState], BudgetState]], *, now: datetime
+        self, changes: Mapping[str, Callable[[BudgetRow], BudgetRow]], *, now: datetime
     ) -> None:
         """Fold what upstream responses said into each account's budget, under its row lock."""
         if not changes:
@@ -264,7 +247,7 @@ class JobQueries:
             params = [
                 {
                     "b_account": r.account,
-                    **_fields(changes[r.account](_budget_state(r))),
+                    **fields_of(changes[r.account](_budget_row(r))),
                     "next_grant_at": None,
                     "updated_at": now,
                 }
@@ -278,7 +261,7 @@ class JobQueries:
         async with self.engine.begin() as conn:
             await conn.execute(delete(poll_log).where(poll_log.c.at <= now - HOUR))
 
-    async def jobs_of_account(self, account: str) -> list[Key]:
+    async def watched_by_account(self, account: str) -> list[Key]:
         """Jobs of the account that still have an active watch."""
         query = (
             select(watches.c.account, watches.c.job_id)
@@ -288,7 +271,7 @@ class JobQueries:
         async with self.reader.connect() as conn:
             return [(r.account, r.job_id) for r in await conn.execute(query)]
 
-    async def jobs_with_expired_watches(self, *, now: datetime, limit: int) -> list[Key]:
+    async def with_expired_watches(self, *, now: datetime, limit: int) -> list[Key]:
         """Jobs that have an active watch whose TTL has passed."""
         query = (
             select(watches.c.account, watches.c.job_id)
@@ -317,7 +300,7 @@ class JobQueries:
             jobs = [_job_row(r) for r in await conn.execute(query.with_for_update())]
             if not jobs:
                 return []
-            active = await self._active_watches(conn, jobs)
+            active = await active_watches(conn, jobs)
             planned, writes = [], []
             for job in jobs:
                 try:
@@ -332,76 +315,5 @@ class JobQueries:
                     continue
                 planned.append(job)
                 writes.append(write)
-            await self._write(conn, planned, writes, now=now)
+            await write_plans(conn, planned, writes, now=now)
         return writes
-
-    async def _active_watches(
-        self, conn: AsyncConnection, jobs: list[JobRow]
-    ) -> dict[Key, list[WatchRecord]]:
-        keys = [(j.account, j.job_id) for j in jobs]
-        by_key = {(j.account, j.job_id): j for j in jobs}
-        rows = await conn.execute(
-            select(watches)
-            .where(
-                tuple_(watches.c.account, watches.c.job_id).in_(keys), watches.c.status == "active"
-            )
-            .order_by(watches.c.id)
-            .with_for_update()
-        )
-        out: dict[Key, list[WatchRecord]] = defaultdict(list)
-        for row in rows:
-            job = by_key[(row.account, row.job_id)]
-            mapping = {
-                **row._mapping,
-                "snapshot": job.snapshot,
-                "last_polled_at": job.last_polled_at,
-                "next_poll_at": job.next_poll_at,
-            }
-            out[(row.account, row.job_id)].append(watch_record(mapping))
-        return out
-
-    async def _write(
-        self, conn: AsyncConnection, jobs: list[JobRow], writes: list[JobWrite], *, now: datetime
-    ) -> None:
-        job_params, stop_params, watch_params, event_rows, delivery_rows = [], [], [], [], []
-        for job, write in zip(jobs, writes, strict=True):
-            key = {"b_account": job.account, "b_job_id": job.job_id}
-            if write.job is not None:
-                job_params.append(
-                    {
-                        **key,
-                        **_fields(write.job),
-                        "lease_owner": None,
-                        "lease_expires_at": None,
-                        "updated_at": now,
-                    }
-                )
-            elif write.stop_polling:
-                stop_params.append(key)
-            watch_params += [{"b_id": w.id, **_fields(w), "updated_at": now} for w in write.watches]
-            event_rows += [_fields(e) for e in write.events]
-            delivery_rows += [
-                {
-                    **_fields(d),
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for d in write.deliveries
-            ]
-        by_key = J.c.account == bindparam("b_account"), J.c.job_id == bindparam("b_job_id")
-        if job_params:
-            await conn.execute(update(J).where(*by_key), job_params)
-        if stop_params:
-            await conn.execute(update(J).where(*by_key).values(next_poll_at=None), stop_params)
-        if watch_params:
-            for p in watch_params:
-                del p["id"]
-            await conn.execute(
-                update(watches).where(watches.c.id == bindparam("b_id")), watch_params
-            )
-        if event_rows:
-            await conn.execute(events.insert(), event_rows)
-        if delivery_rows:
-            await conn.execute(deliveries.insert(), delivery_rows)

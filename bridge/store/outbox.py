@@ -15,9 +15,11 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.store.database import Repository
+from bridge.store.records import DeliveryRecord
 from bridge.store.tables import deliveries, delivery_attempts, events, upstream_jobs, watches
+from bridge.store.watches import delivery_record
 
 EXCERPT_CHARS = 1_000
 ERROR_CHARS = 1_000
@@ -119,13 +121,10 @@ def _cap(text: str | None, limit: int) -> str | None:
     return None if text is None else text[:limit]
 
 
-class OutboxQueries:
-    """The delivery half of the store; mixed into `Store`, which provides `engine` and `dialect`."""
+class Outbox(Repository):
+    """The outbox: lease due deliveries, record attempts, send a dead one again."""
 
-    engine: AsyncEngine
-    dialect: str
-
-    async def claim_due_deliveries(
+    async def claim_due(
         self, *, now: datetime, owner: str, lease_s: float, limit: int
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first."""
@@ -207,7 +206,7 @@ class OutboxQueries:
             await conn.execute(delivery_attempts.insert(), attempt_rows)
             await conn.execute(still_ours.values(attempts=D.c.attempts + 1), delivery_params)
 
-    async def list_attempts(self, *, delivery_id: str) -> list[AttemptRecord]:
+    async def attempts(self, *, delivery_id: str) -> list[AttemptRecord]:
         """Every recorded attempt of one delivery, oldest first."""
         query = (
             select(delivery_attempts)
@@ -219,3 +218,40 @@ class OutboxQueries:
                 AttemptRecord(**{name: r._mapping[name] for name in AttemptRecord.__slots__})
                 for r in await conn.execute(query)
             ]
+
+    async def retry(
+        self, *, client: str, delivery_id: str, now: datetime
+    ) -> tuple[DeliveryRecord, bool] | None:
+        """Reset the client's dead delivery to pending, due `now`, lease cleared.
+
+        Returns None when the delivery is unknown or belongs to another client's watch; otherwise
+        (delivery as it now is, whether it was reset). It is not reset unless it is `dead`, nor when
+        its watch was cancelled (nothing more is sent for a cancelled watch). Attempts are kept, so
+        a retry that fails again goes straight back to dead.
+        """
+        owned = (
+            select(deliveries, watches.c.status.label("watch_status"))
+            .select_from(deliveries.join(watches, watches.c.id == deliveries.c.watch_id))
+            .where(deliveries.c.id == delivery_id, watches.c.client == client)
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(owned)).first()
+            if row is None:
+                return None
+            if row.status != "dead" or row.watch_status == "cancelled":
+                return delivery_record(row), False
+            result = await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id, deliveries.c.status == "dead")
+                .values(
+                    status="pending",
+                    next_attempt_at=now,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            fresh = (
+                await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))
+            ).one()
+        return delivery_record(fresh), bool(result.rowcount)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -85,3 +86,37 @@ class JobWrite:
     events: list[NewEvent] = field(default_factory=list)
     deliveries: list[NewDelivery] = field(default_factory=list)
     watches: list[WatchChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRow:
+    """One account's stored budget: the pacing clock and what the upstream last said."""
+
+    next_slot_at: datetime | None = None  # GCRA theoretical arrival time of the next poll
+    paused_until: datetime | None = None
+    remaining: int | None = None  # X-RateLimit-Remaining, counted down locally as polls start
+    reset_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDemand:
+    """What a claim found for one account: its budget row, due jobs, and polls already spent."""
+
+    account: str
+    budget: BudgetRow
+    wanted: int  # due jobs that could be polled now
+    used_last_hour: int  # polls started in the rolling hour, by every replica
+    oldest_in_window: datetime | None
+    in_flight: int  # polls leased and not yet written
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetGrant:
+    """The budget policy's answer: polls to start now, the row after them, when to ask again."""
+
+    count: int
+    budget: BudgetRow
+    next_grant_at: datetime
+
+
+GrantPolicy = Callable[[AccountDemand], BudgetGrant]

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.ids import new_id
+from bridge.store.database import Repository
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
@@ -62,12 +63,8 @@ def delivery_record(row: Row[Any]) -> DeliveryRecord:
     return DeliveryRecord(**{name: m[name] for name in DeliveryRecord.__slots__})
 
 
-class WatchQueries:
-    """The watch half of the store; mixed into `Store`, which provides `engine` and `dialect`."""
-
-    engine: AsyncEngine
-    reader: AsyncEngine
-    dialect: str
+class Watches(Repository):
+    """Watches: register, read, page through and cancel them; their events and deliveries."""
 
     async def _select_watch(self, conn: AsyncConnection, *conditions: Any) -> WatchRecord | None:
         row = (
@@ -75,7 +72,7 @@ class WatchQueries:
         ).first()
         return _watch(row) if row else None
 
-    async def create_watch(
+    async def create(
         self,
         *,
         client: str,
@@ -168,7 +165,7 @@ class WatchQueries:
             )
         )
 
-    async def get_watch(self, *, watch_id: str, client: str | None = None) -> WatchRecord | None:
+    async def get(self, *, watch_id: str, client: str | None = None) -> WatchRecord | None:
         """One watch; with `client`, only that client's (another client's watch does not exist)."""
         conditions = [watches.c.id == watch_id]
         if client is not None:
@@ -176,7 +173,7 @@ class WatchQueries:
         async with self.reader.connect() as conn:
             return await self._select_watch(conn, *conditions)
 
-    async def list_watches(
+    async def page(
         self, *, client: str, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[WatchRecord], str | None]:
         """A page of the client's watches, newest first; returns (page, next cursor)."""
@@ -191,9 +188,7 @@ class WatchQueries:
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
 
-    async def cancel_watch(
-        self, *, client: str, watch_id: str, now: datetime
-    ) -> WatchRecord | None:
+    async def cancel(self, *, client: str, watch_id: str, now: datetime) -> WatchRecord | None:
         """Cancel an active watch: nothing more is polled or sent for it. Ended watches stay as they are."""
         async with self.engine.begin() as conn:
             found = await self._select_watch(
@@ -249,7 +244,7 @@ class WatchQueries:
             .values(next_poll_at=None)
         )
 
-    async def list_events(self, *, watch_id: str) -> list[EventRecord]:
+    async def events(self, *, watch_id: str) -> list[EventRecord]:
         """Every event of the watch in sequence order."""
         query = select(events).where(events.c.watch_id == watch_id).order_by(events.c.sequence)
         async with self.reader.connect() as conn:
@@ -258,7 +253,7 @@ class WatchQueries:
                 for r in await conn.execute(query)
             ]
 
-    async def list_deliveries(self, *, watch_id: str) -> list[DeliveryRecord]:
+    async def deliveries(self, *, watch_id: str) -> list[DeliveryRecord]:
         """Every delivery of the watch's events, in event order, then by destination."""
         query = (
             select(deliveries)

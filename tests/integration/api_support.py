@@ -126,7 +126,7 @@ async def seed_event(
         "data": {"event_id": event_id, "watch_id": watch_id, "sequence": sequence},
     }
     ids = {name: f"dlv_{uuid.uuid4().hex}" for name in destinations}
-    async with store.engine.begin() as conn:
+    async with store.db.engine.begin() as conn:
         await conn.execute(
             events.insert().values(
                 id=event_id,

@@ -21,7 +21,7 @@ async def add_watch(
     job_id: str | None = None,
 ) -> WatchRecord:
     """Register a watch the way the API does."""
-    watch, _ = await store.create_watch(
+    watch, _ = await store.watches.create(
         client=client,
         account=account,
         job_id=job_id or new_id("job"),
@@ -82,7 +82,7 @@ async def add_events(
             }
             for destination in destinations
         ]
-    async with store.engine.begin() as conn:
+    async with store.db.engine.begin() as conn:
         await conn.execute(events.insert(), event_rows)
         await conn.execute(deliveries.insert(), delivery_rows)
     return [row["id"] for row in event_rows]

@@ -47,7 +47,7 @@ async def test_api_watch_lifecycle(storage_url: str) -> None:
             "error": None,
         }
 
-        stored = await api.store.get_watch(watch_id=watch["id"])
+        stored = await api.store.watches.get(watch_id=watch["id"])
         assert stored is not None
         assert (stored.client, stored.expires_at) == ("shop", NOW + timedelta(hours=48))
 
@@ -113,7 +113,7 @@ async def test_api_create_shows_the_polled_job(sqlite_url: str) -> None:
             "credits_used": 7,
             "items": [],
         }
-        async with api.store.engine.begin() as conn:
+        async with api.store.db.engine.begin() as conn:
             await conn.execute(
                 update(upstream_jobs)
                 .where(upstream_jobs.c.job_id == job_id)
@@ -208,7 +208,7 @@ async def test_api_pagination_visits_every_watch_once(sqlite_url: str) -> None:
 async def test_api_cancel_leaves_an_ended_watch_as_it_is(sqlite_url: str) -> None:
     async with running_api(sqlite_url) as api:
         watch_id = (await api.create()).json()["watch"]["id"]
-        async with api.store.engine.begin() as conn:
+        async with api.store.db.engine.begin() as conn:
             await conn.execute(
                 update(watches).where(watches.c.id == watch_id).values(status="completed")
             )
@@ -283,7 +283,7 @@ async def test_api_retry_sends_a_dead_delivery_again(storage_url: str) -> None:
         unknown = await api.http.post(
             f"/v1/deliveries/dlv_{uuid.uuid4().hex}/retry", headers=api.auth()
         )
-        stored = await api.store.list_deliveries(watch_id=watch_id)
+        stored = await api.store.watches.deliveries(watch_id=watch_id)
     assert other.status_code == 404
     assert other.json()["error"]["code"] == "delivery_not_found"
     assert unknown.json()["error"]["code"] == "delivery_not_found"

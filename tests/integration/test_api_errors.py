@@ -315,12 +315,16 @@ async def test_api_rate_limits_each_client(tmp_path: Path) -> None:
     assert refilled.status_code == 200
 
 
-class _BrokenStore:
+class _BrokenRepository:
     def __getattr__(self, name: str) -> Any:
         async def fail(**_: Any) -> None:
             raise RuntimeError("database on fire")
 
         return fail
+
+
+class _BrokenStore:
+    watches = _BrokenRepository()
 
 
 async def test_api_real_bugs_are_500_and_logged(api: Api, caplog: pytest.LogCaptureFixture) -> None:

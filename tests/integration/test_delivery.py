@@ -140,7 +140,7 @@ class Rig:
     def new_deliverer(self, owner: str, *, store: Store | None = None) -> Deliverer:
         services = Services(config=self.config, store=store or self.store, now=self.clock.now)
         registry = ChannelRegistry(
-            config=self.config, http=self.http, state=services.store, renderer=None
+            config=self.config, http=self.http, state=services.store.channel_state, renderer=None
         )
         return Deliverer(services=services, channels=registry, owner=owner, rng=Random(7))
 
@@ -159,7 +159,7 @@ class Rig:
         return watch, await add_events(self.store, watch, count=count, at=self.clock.now(), **kw)
 
     async def delivery(self, watch_id: str, sequence: int = 1, destination: str = "webhook_url"):
-        for d in await self.store.list_deliveries(watch_id=watch_id):
+        for d in await self.store.watches.deliveries(watch_id=watch_id):
             if d.sequence == sequence and d.destination == destination:
                 return d
         raise AssertionError(f"no delivery {sequence} to {destination}")
@@ -177,7 +177,9 @@ async def make_rig(url: str, *, secrets: int = 1, **config_kw: Any) -> AsyncIter
         async with serving(app) as server, httpx.AsyncClient(trust_env=False) as http:
             receiver.url = server.url
             services = Services(config=config, store=store, now=clock.now)
-            registry = ChannelRegistry(config=config, http=http, state=store, renderer=None)
+            registry = ChannelRegistry(
+                config=config, http=http, state=store.channel_state, renderer=None
+            )
             deliverer = Deliverer(services=services, channels=registry, owner="r1", rng=Random(1))
             try:
                 yield Rig(store, clock, receiver, config, http, services, deliverer)
@@ -218,7 +220,7 @@ async def test_deliver_due_sends_signed_webhooks_in_order(storage_url):
         assert (first.status, first.attempts, first.last_status_code) == ("delivered", 1, 200)
         assert first.delivered_at == rig.clock.now()
         assert (first.next_attempt_at, first.last_error) == (None, None)
-        [attempt] = await rig.store.list_attempts(delivery_id=first.id)
+        [attempt] = await rig.store.outbox.attempts(delivery_id=first.id)
         assert (attempt.status_code, attempt.error, attempt.response_excerpt) == (
             200,
             None,
@@ -250,7 +252,7 @@ async def test_deliver_due_retries_500_on_the_schedule(storage_url):
         assert rig.receiver.ids() == [event_id, event_id]
         done = await rig.delivery(watch.id)
         assert (done.status, done.attempts, done.last_status_code) == ("delivered", 2, 200)
-        attempts = await rig.store.list_attempts(delivery_id=done.id)
+        attempts = await rig.store.outbox.attempts(delivery_id=done.id)
         assert [a.status_code for a in attempts] == [500, 200]
 
 
@@ -276,7 +278,7 @@ async def test_deliver_due_retries_a_timeout(rig):
     slow = await rig.delivery(watch.id)
     assert (slow.status, slow.attempts, slow.last_status_code) == ("pending", 1, None)
     assert "timeout" in slow.last_error
-    [attempt] = await rig.store.list_attempts(delivery_id=slow.id)
+    [attempt] = await rig.store.outbox.attempts(delivery_id=slow.id)
     assert attempt.duration_ms >= 400
     rig.clock.advance(6)
     assert await rig.drive() == 1
@@ -316,7 +318,7 @@ async def test_deliver_due_is_dead_after_the_schedule(tmp_path):
         dead = await rig.delivery(watch.id)
         assert (dead.status, dead.attempts, dead.last_status_code) == ("dead", 3, 500)
         assert dead.next_attempt_at is None
-        attempts = await rig.store.list_attempts(delivery_id=dead.id)
+        attempts = await rig.store.outbox.attempts(delivery_id=dead.id)
         assert [a.status_code for a in attempts] == [500, 503, 500]
         assert rig.receiver.ids() == [event_id] * 3
 
@@ -332,9 +334,9 @@ async def test_deliver_due_holds_later_events_while_the_receiver_fails(rig):
         rig.clock.advance(400)
         await rig.drive()
     assert rig.receiver.ids()[3:] == [ids[0], ids[0], ids[1], ids[2]]
-    statuses = [d.status for d in await rig.store.list_deliveries(watch_id=watch.id)]
+    statuses = [d.status for d in await rig.store.watches.deliveries(watch_id=watch.id)]
     assert statuses == ["delivered"] * 3
-    assert [d.status for d in await rig.store.list_deliveries(watch_id=other.id)] == [
+    assert [d.status for d in await rig.store.watches.deliveries(watch_id=other.id)] == [
         "delivered"
     ] * 2
 
@@ -379,7 +381,7 @@ async def test_deliver_due_resends_the_same_event_id_after_a_restart(tmp_path):
         assert await rig.drive() == 1
         # A crash while event 2 of another watch is in flight: its lease names a dead replica.
         crashed, [orphan] = await rig.watch_with_events(1)
-        [claimed] = await rig.store.claim_due_deliveries(
+        [claimed] = await rig.store.outbox.claim_due(
             now=rig.clock.now(), owner="crashed", lease_s=60, limit=10
         )
         assert claimed.event_id == orphan
@@ -394,7 +396,7 @@ async def test_deliver_due_resends_the_same_event_id_after_a_restart(tmp_path):
         assert rig.receiver.ids() == [first, first, second, orphan]
         assert [h.verified for h in rig.receiver.hits] == [[True]] * 4
         for watch_id in (watch.id, crashed.id):
-            statuses = {d.status for d in await rig.store.list_deliveries(watch_id=watch_id)}
+            statuses = {d.status for d in await rig.store.watches.deliveries(watch_id=watch_id)}
             assert statuses == {"delivered"}
         await deliverer.aclose()
         await rig.store.close()
@@ -431,7 +433,7 @@ async def test_deliver_due_never_sends_a_row_twice_from_several_replicas(pg_url)
 
 async def test_deliver_due_skips_cancelled_watches(rig):
     watch, _ = await rig.watch_with_events(2)
-    async with rig.store.engine.begin() as conn:
+    async with rig.store.db.engine.begin() as conn:
         await conn.execute(
             update(watches).where(watches.c.id == watch.id).values(status="cancelled")
         )
@@ -442,15 +444,13 @@ async def test_deliver_due_skips_cancelled_watches(rig):
 async def test_claim_due_deliveries_carries_the_event_watch_and_job(rig):
     watch, [event_id] = await rig.watch_with_events(1)
     snapshot = {"id": watch.job_id, "status": "processing", "items": []}
-    async with rig.store.engine.begin() as conn:
+    async with rig.store.db.engine.begin() as conn:
         await conn.execute(
             update(upstream_jobs)
             .where(upstream_jobs.c.job_id == watch.job_id)
             .values(snapshot=snapshot)
         )
-    [row] = await rig.store.claim_due_deliveries(
-        now=rig.clock.now(), owner="me", lease_s=30, limit=5
-    )
+    [row] = await rig.store.outbox.claim_due(now=rig.clock.now(), owner="me", lease_s=30, limit=5)
     assert (row.event_id, row.sequence, row.attempts, row.destination) == (
         event_id,
         1,
@@ -464,22 +464,20 @@ async def test_claim_due_deliveries_carries_the_event_watch_and_job(rig):
     assert row.job == snapshot
     # Leased: nobody gets it again until the lease ends.
     assert (
-        await rig.store.claim_due_deliveries(
-            now=rig.clock.now(), owner="other", lease_s=30, limit=5
-        )
+        await rig.store.outbox.claim_due(now=rig.clock.now(), owner="other", lease_s=30, limit=5)
         == []
     )
     later = rig.clock.now() + timedelta(seconds=31)
-    [again] = await rig.store.claim_due_deliveries(now=later, owner="other", lease_s=30, limit=5)
+    [again] = await rig.store.outbox.claim_due(now=later, owner="other", lease_s=30, limit=5)
     assert again.id == row.id
 
 
 async def test_record_attempts_leaves_a_delivery_leased_to_another_owner(rig):
     watch, _ = await rig.watch_with_events(1)
     now = rig.clock.now()
-    [row] = await rig.store.claim_due_deliveries(now=now, owner="slow", lease_s=1, limit=1)
+    [row] = await rig.store.outbox.claim_due(now=now, owner="slow", lease_s=1, limit=1)
     later = now + timedelta(seconds=2)
-    await rig.store.claim_due_deliveries(now=later, owner="fast", lease_s=30, limit=1)
+    await rig.store.outbox.claim_due(now=later, owner="fast", lease_s=30, limit=1)
     result = AttemptResult(
         delivery_id=row.id,
         attempted_at=now,
@@ -488,12 +486,12 @@ async def test_record_attempts_leaves_a_delivery_leased_to_another_owner(rig):
         status_code=200,
         response_excerpt="x" * 5000,
     )
-    await rig.store.record_attempts([result], now=later, owner="slow")
+    await rig.store.outbox.record_attempts([result], now=later, owner="slow")
     still = await rig.delivery(watch.id)
     assert (still.status, still.attempts) == ("pending", 0)
-    [attempt] = await rig.store.list_attempts(delivery_id=row.id)  # what happened is recorded
+    [attempt] = await rig.store.outbox.attempts(delivery_id=row.id)  # what happened is recorded
     assert len(attempt.response_excerpt) == EXCERPT_CHARS
-    await rig.store.record_attempts([result], now=later, owner="fast")
+    await rig.store.outbox.record_attempts([result], now=later, owner="fast")
     assert (await rig.delivery(watch.id)).status == "delivered"
 
 
@@ -509,7 +507,9 @@ class BrokenRegistry(ChannelRegistry):
 
 async def test_deliver_due_logs_a_channel_bug_and_retries(rig, caplog):
     watch, _ = await rig.watch_with_events(1)
-    registry = BrokenRegistry(config=rig.config, http=rig.http, state=rig.store, renderer=None)
+    registry = BrokenRegistry(
+        config=rig.config, http=rig.http, state=rig.store.channel_state, renderer=None
+    )
     deliverer = Deliverer(services=rig.services, channels=registry, owner="r9")
     with caplog.at_level(logging.ERROR, logger="bridge.delivery.deliverer"):
         assert await deliverer.deliver_due() == 1

@@ -44,7 +44,7 @@ class Rig:
     config: Config
 
     async def watch(self, job_id: str, *, account: str = "main", client: str = "shop", **kw: Any):
-        watch, _ = await self.store.create_watch(
+        watch, _ = await self.store.watches.create(
             client=client,
             account=account,
             job_id=job_id,
@@ -58,7 +58,7 @@ class Rig:
         return watch
 
     async def events(self, watch_id: str) -> list[tuple[int, str, str | None, str | None]]:
-        rows = await self.store.list_events(watch_id=watch_id)
+        rows = await self.store.watches.events(watch_id=watch_id)
         return [
             (
                 e.sequence,
@@ -184,7 +184,7 @@ async def test_poller_scripted_states_give_exactly_the_contract_events(storage_u
             (6, "item.failed", "paused_by_ops", "b"),
             (7, "job.partially_completed", "processing", None),
         ]
-        done = await r.store.get_watch(watch_id=watch.id)
+        done = await r.store.watches.get(watch_id=watch.id)
         assert done is not None and done.status == "completed" and done.next_poll_at is None
         assert done.job is not None and done.job["status"] == "partially_completed"
         polls = r.gets(job_id)
@@ -197,7 +197,7 @@ async def test_poller_follows_a_simulated_job_to_its_end(storage_url):
         job_id = r.sim.create_job(KEY, total_items=6, external_ids=[f"sku-{i}" for i in range(6)])
         watch = await r.watch(job_id, metadata={"order": "A-1"})
         await r.run(120)
-        events = await r.store.list_events(watch_id=watch.id)
+        events = await r.store.watches.events(watch_id=watch.id)
         assert [e.sequence for e in events] == list(range(1, len(events) + 1))
         types = [e.type for e in events]
         assert types[0] == "job.queued" and types[-1].startswith("job.")
@@ -223,7 +223,7 @@ async def test_poller_faults_give_no_event_and_back_off(storage_url):
         await r.run(1)
         await r.run(25)
         assert await r.events(watch.id) == []
-        row = await r.store.get_watch(watch_id=watch.id)
+        row = await r.store.watches.get(watch_id=watch.id)
         assert row is not None and row.job is None
         await r.run(120)
         assert await r.events(watch.id) == [(1, "job.queued", None, None)]
@@ -305,11 +305,11 @@ async def test_poller_fails_every_watch_of_a_rejected_key(storage_url):
         watches = [await r.watch(str(_uuid(i)), account="revoked") for i in range(3)]
         await r.run(3)
         for watch in watches:
-            row = await r.store.get_watch(watch_id=watch.id)
+            row = await r.store.watches.get(watch_id=watch.id)
             assert (
                 row is not None and row.status == "failed" and row.error_code == "invalid_api_key"
             )
-            events = await r.store.list_events(watch_id=watch.id)
+            events = await r.store.watches.events(watch_id=watch.id)
             assert [e.type for e in events] == ["watch.failed"]
             assert events[0].payload["data"]["error"]["code"] == "invalid_api_key"
 
@@ -318,10 +318,10 @@ async def test_poller_fails_a_watch_after_three_404s_over_30_seconds(storage_url
     async with rig(storage_url) as r:
         watch = await r.watch(str(_uuid(99)))
         await r.run(20)
-        row = await r.store.get_watch(watch_id=watch.id)
+        row = await r.store.watches.get(watch_id=watch.id)
         assert row is not None and row.status == "active"
         await r.run(40)
-        row = await r.store.get_watch(watch_id=watch.id)
+        row = await r.store.watches.get(watch_id=watch.id)
         assert row is not None and row.status == "failed" and row.error_code == "job_not_found"
         assert [e[1] for e in await r.events(watch.id)] == ["watch.failed"]
 
@@ -331,7 +331,7 @@ async def test_poller_expires_a_watch_at_its_ttl(storage_url):
         job_id = r.sim.create_job(KEY, total_items=1)
         watch = await r.watch(job_id, ttl_h=0.01)  # 36 s
         await r.run(40)
-        row = await r.store.get_watch(watch_id=watch.id)
+        row = await r.store.watches.get(watch_id=watch.id)
         assert row is not None and row.status == "expired"
         types = [e[1] for e in await r.events(watch.id)]
         assert types[0] == "job.queued" and types[-1] == "watch.expired"
@@ -344,7 +344,7 @@ async def test_poller_never_polls_for_a_cancelled_watch(storage_url):
     async with rig(storage_url) as r:
         job_id = r.sim.create_job(KEY, total_items=1)
         watch = await r.watch(job_id)
-        await r.store.cancel_watch(client="shop", watch_id=watch.id, now=r.clock.now())
+        await r.store.watches.cancel(client="shop", watch_id=watch.id, now=r.clock.now())
         await r.run(60)
         assert r.gets(job_id) == 0
 
@@ -370,11 +370,11 @@ async def test_poller_a_new_watch_gets_its_own_404_retries(storage_url):
         job_id = str(_uuid(77))
         first = await r.watch(job_id)
         await r.run(60)
-        row = await r.store.get_watch(watch_id=first.id)
+        row = await r.store.watches.get(watch_id=first.id)
         assert row is not None and row.error_code == "job_not_found"
         second = await r.watch(job_id)
         await r.run(2)  # one more 404: the new watch is not failed by the old watch's count
-        row = await r.store.get_watch(watch_id=second.id)
+        row = await r.store.watches.get(watch_id=second.id)
         assert row is not None and row.status == "active"
 
 

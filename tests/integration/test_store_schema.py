@@ -13,7 +13,7 @@ from bridge.store.tables import metadata
 async def test_store_migrations_match_the_tables(storage_url):
     store = await open_store(storage_url)
     try:
-        async with store.engine.connect() as conn:
+        async with store.db.engine.connect() as conn:
             diffs = await conn.run_sync(
                 lambda sync: compare_metadata(MigrationContext.configure(sync), metadata)
             )

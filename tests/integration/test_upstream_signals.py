@@ -43,11 +43,11 @@ clients: {{shop: {{token: shop-token-123, accounts: [main]}}}}
     )
     store = await open_store(config.storage.url)
     clock = {"now": T0}
-    await store.create_watch(client="shop", account="main", job_id=JOB, webhook_url=None,
+    await store.watches.create(client="shop", account="main", job_id=JOB, webhook_url=None,
                              events=["*"], metadata={}, idempotency_key=None, now=T0,
                              ttl=timedelta(hours=1))  # fmt: skip
     # As if polled once: due again in a minute, no longer first in line.
-    async with store.engine.begin() as conn:
+    async with store.db.engine.begin() as conn:
         await conn.execute(
             sa.update(upstream_jobs).values(priority=0, next_poll_at=T0 + timedelta(minutes=1))
         )
@@ -60,7 +60,7 @@ clients: {{shop: {{token: shop-token-123, accounts: [main]}}}}
                 "status": "accepted",
                 "polled_soon": True,
             }
-            watch = (await store.list_watches(client="shop", status=None, limit=1, cursor=None))[0][
+            watch = (await store.watches.page(client="shop", status=None, limit=1, cursor=None))[0][
                 0
             ]
             assert watch.next_poll_at == T0

@@ -1,0 +1,97 @@
+"""active_watches / write_plans: the SQL of one poll batch's writes, inside the caller's transaction.
+
+Rows of one kind are written with one executemany each, so a batch of 200 polls costs a handful of
+statements, not a thousand.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.store.records import WatchRecord
+from bridge.store.rows import JobRow, JobWrite
+from bridge.store.tables import deliveries, events, upstream_jobs, watches
+from bridge.store.watches import watch_record
+
+J = upstream_jobs
+Key = tuple[str, str]
+
+
+def fields_of(obj: Any) -> dict[str, Any]:
+    """A slotted dataclass's fields, shallow: `dataclasses.asdict` deep-copies every snapshot and
+    payload, which was most of a poll's CPU."""
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+async def active_watches(conn: AsyncConnection, jobs: list[JobRow]) -> dict[Key, list[WatchRecord]]:
+    """The active watches of the jobs, locked in id order, with the job's state filled in."""
+    keys = [(j.account, j.job_id) for j in jobs]
+    by_key = {(j.account, j.job_id): j for j in jobs}
+    rows = await conn.execute(
+        select(watches)
+        .where(tuple_(watches.c.account, watches.c.job_id).in_(keys), watches.c.status == "active")
+        .order_by(watches.c.id)
+        .with_for_update()
+    )
+    out: dict[Key, list[WatchRecord]] = defaultdict(list)
+    for row in rows:
+        job = by_key[(row.account, row.job_id)]
+        mapping = {
+            **row._mapping,
+            "snapshot": job.snapshot,
+            "last_polled_at": job.last_polled_at,
+            "next_poll_at": job.next_poll_at,
+        }
+        out[(row.account, row.job_id)].append(watch_record(mapping))
+    return out
+
+
+async def write_plans(
+    conn: AsyncConnection, jobs: list[JobRow], writes: list[JobWrite], *, now: datetime
+) -> None:
+    """Write each job's planned update, events, deliveries and watch changes, batched."""
+    job_params, stop_params, watch_params, event_rows, delivery_rows = [], [], [], [], []
+    for job, write in zip(jobs, writes, strict=True):
+        key = {"b_account": job.account, "b_job_id": job.job_id}
+        if write.job is not None:
+            job_params.append(
+                {
+                    **key,
+                    **fields_of(write.job),
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "updated_at": now,
+                }
+            )
+        elif write.stop_polling:
+            stop_params.append(key)
+        watch_params += [{"b_id": w.id, **fields_of(w), "updated_at": now} for w in write.watches]
+        event_rows += [fields_of(e) for e in write.events]
+        delivery_rows += [
+            {
+                **fields_of(d),
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for d in write.deliveries
+        ]
+    by_key = J.c.account == bindparam("b_account"), J.c.job_id == bindparam("b_job_id")
+    if job_params:
+        await conn.execute(update(J).where(*by_key), job_params)
+    if stop_params:
+        await conn.execute(update(J).where(*by_key).values(next_poll_at=None), stop_params)
+    if watch_params:
+        for p in watch_params:
+            del p["id"]
+        await conn.execute(update(watches).where(watches.c.id == bindparam("b_id")), watch_params)
+    if event_rows:
+        await conn.execute(events.insert(), event_rows)
+    if delivery_rows:
+        await conn.execute(deliveries.insert(), delivery_rows)
