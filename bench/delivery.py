@@ -37,13 +37,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bridge.clock import utcnow
 from bridge.config import Config
 from bridge.delivery import signing
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import DEFAULT_CONCURRENCY, Deliverer
 from bridge.events.payloads import iso
 from bridge.ids import new_id
-from bridge.services import Services
+from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events, watches
 
@@ -291,9 +292,18 @@ async def run_backend(
     async with storage(kind) as db:
         store = await open_store(db)
         config = make_config(signing.new_secret())
-        services = Services(config=config, store=store)
-        registry = ChannelRegistry(config=config, http=http, state=store, renderer=None)
-        deliverer = Deliverer(services=services, channels=registry, owner="bench", rng=Random(1))
+        registry = ChannelRegistry(
+            config=config, http=http, state=store.channel_state, renderer=None
+        )
+        deliverer = Deliverer(
+            store=store,
+            channels=registry,
+            settings=config.delivery,
+            metrics=Metrics(),
+            now=utcnow,
+            owner="bench",
+            rng=Random(1),
+        )
         try:
             result = {"throughput": await throughput(deliverer, store, url, http, args)}
             result["latency"] = await latency(deliverer, store, url, http, args)

@@ -32,11 +32,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.simserver import wait_ready
+from bridge.clock import utcnow
 from bridge.config import parse_config
+from bridge.events.routing import Router
+from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import UpstreamPool
 from bridge.polling.upstream import make_transport
-from bridge.services import Services
 from bridge.store import open_store
 
 
@@ -126,9 +128,20 @@ async def run_poller(
     """Watch every job, poll each once (warm-up), then measure polling for `seconds`."""
     config = parse_config(config_text(url, db, keys, transport, interval_s), env={})
     store = await open_store(db)
-    services = Services(config=config, store=store)
     clients = UpstreamPool(config)
-    poller = Poller(services=services, clients=clients, owner="bench", rng=Random(1), batch=500)
+    poller = Poller(
+        store=store,
+        upstream=clients,
+        accounts=config.upstream.accounts,
+        polling=config.polling,
+        router=Router.from_config(config),
+        timeout_s=config.upstream.timeout_s,
+        metrics=Metrics(),
+        now=utcnow,
+        owner="bench",
+        rng=Random(1),
+        batch=500,
+    )
     await poller.start()
     now = datetime.now(UTC)
     for start in range(0, len(jobs), 50):

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from starlette.applications import Starlette
 
+from bridge.api.context import ApiContext
 from bridge.api.errors import exception_handlers
 from bridge.api.middleware import middleware
+from bridge.api.ratelimit import RateLimiter
 from bridge.api.routes import routes
 from bridge.clock import Clock, utcnow
 from bridge.config import Config
+from bridge.delivery.urlguard import Resolver
 from bridge.polling.pool import TransportFactory
 from bridge.runtime import Runtime
-from bridge.services import Resolver
 from bridge.store import Store
-
-log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -29,11 +29,16 @@ def create_app(
     resolve: Resolver | None = None,
     background: bool = True,
     upstream_transport: TransportFactory | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Starlette:
-    """Build the bridge's ASGI app; storage opens (and migrates) and polling starts with the app."""
+    """Build the bridge's ASGI app; storage opens (and migrates) and polling starts with the app.
+
+    Handlers reach the bridge through the lifespan state's `api` (an ApiContext).
+    """
+    limiter = rate_limiter or RateLimiter()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ApiContext]]:
         runtime = await Runtime.start(
             config,
             store=store,
@@ -42,9 +47,20 @@ def create_app(
             background=background,
             upstream_transport=upstream_transport,
         )
-        app.state.services, app.state.runtime = runtime.services, runtime
+        api = ApiContext(
+            clients=config.clients,
+            accounts=config.upstream.accounts,
+            watch_ttl=timedelta(hours=config.polling.watch_ttl_h),
+            allowed_hosts=tuple(config.delivery.allowed_hosts),
+            store=runtime.store,
+            metrics=runtime.metrics,
+            now=now,
+            resolve=resolve,
+            scheduler_running=lambda: runtime.background.running,
+            limiter=limiter,
+        )
         try:
-            yield
+            yield {"api": api}
         finally:
             await runtime.stop()
 

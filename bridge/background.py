@@ -27,8 +27,7 @@ def replica_id() -> str:
 class Background:
     """Runs each step every `interval_s`; a step that finds a full batch runs again at once."""
 
-    def __init__(self, steps: dict[str, tuple[Step, float]]) -> None:
-        self._steps = steps
+    def __init__(self) -> None:
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._running: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()
@@ -40,9 +39,9 @@ class Background:
         """True while the scheduler is started and not draining."""
         return self._scheduler.running and not self._stopping
 
-    def start(self) -> None:
-        """Schedule every step; must be called from the running event loop."""
-        for name, (step, interval_s) in self._steps.items():
+    def start(self, steps: dict[str, tuple[Step, float]]) -> None:
+        """Schedule every step (name: (step, interval_s)); call from the running event loop."""
+        for name, (step, interval_s) in steps.items():
             self._scheduler.add_job(
                 self._tick,
                 "interval",

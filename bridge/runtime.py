@@ -1,5 +1,5 @@
-"""Runtime: the parts of a running bridge (storage, clients, poller, deliverer, clock), started and
-drained together; `create_app` holds one for the app's lifetime."""
+"""Runtime: the parts of a running bridge (storage, upstream pool, poller, deliverer, scheduler),
+each built with what it needs, started and drained together; `create_app` holds one for its lifetime."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ from bridge.clock import Clock
 from bridge.config import Config
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
+from bridge.delivery.urlguard import Resolver
+from bridge.events.routing import Router
+from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import TransportFactory, UpstreamPool
 from bridge.rendering import Renderer
-from bridge.services import Resolver, Services
 from bridge.store import Store, open_store
 
 POLL_TICK_S = 1.0
@@ -28,11 +30,12 @@ PRUNE_TICK_S = 300.0
 class Runtime:
     """Everything `serve` runs besides the HTTP API."""
 
-    services: Services
+    store: Store
+    metrics: Metrics
     poller: Poller
     deliverer: Deliverer
     background: Background
-    clients: UpstreamPool
+    upstream: UpstreamPool
     http: httpx.AsyncClient
     owns_store: bool
 
@@ -50,10 +53,22 @@ class Runtime:
         """Open storage (migrating it), compile templates, and start polling and delivery."""
         renderer = Renderer(override_dir=config.templates.dir)  # a broken template fails here
         opened = store or await open_store(config.storage.url)
-        services = Services(config=config, store=opened, now=now, resolve=resolve)
+        metrics = Metrics()
         owner = replica_id()
-        clients = UpstreamPool(config, upstream_transport)
-        poller = Poller(services=services, clients=clients, owner=owner)
+        work = Background()
+        upstream = UpstreamPool(config, upstream_transport)
+        poller = Poller(
+            store=opened,
+            upstream=upstream,
+            accounts=config.upstream.accounts,
+            polling=config.polling,
+            router=Router.from_config(config),
+            timeout_s=config.upstream.timeout_s,
+            metrics=metrics,
+            now=now,
+            owner=owner,
+            on_events=lambda: work.nudge("deliver"),
+        )
         http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
             follow_redirects=False,
@@ -66,31 +81,37 @@ class Runtime:
             resolve=resolve,
             now=now,
         )
-        deliverer = Deliverer(services=services, channels=registry, owner=owner)
+        deliverer = Deliverer(
+            store=opened,
+            channels=registry,
+            settings=config.delivery,
+            metrics=metrics,
+            now=now,
+            owner=owner,
+        )
 
         async def prune(_: datetime | None) -> int:
-            await opened.jobs.prune_poll_log(now=services.now())
+            await opened.jobs.prune_poll_log(now=now())
             return 0
 
-        work = Background(
-            {
-                "poll": (poller.poll_due, POLL_TICK_S),
-                "deliver": (deliverer.deliver_due, DELIVER_TICK_S),
-                "prune-poll-log": (prune, PRUNE_TICK_S),
-            }
-        )
-        poller.on_events = lambda: work.nudge("deliver")
-        services.scheduler_running = lambda: work.running
         await poller.start()
         if background:
-            work.start()
-        return cls(services, poller, deliverer, work, clients, http, owns_store=store is None)
+            work.start(
+                {
+                    "poll": (poller.poll_due, POLL_TICK_S),
+                    "deliver": (deliverer.deliver_due, DELIVER_TICK_S),
+                    "prune-poll-log": (prune, PRUNE_TICK_S),
+                }
+            )
+        return cls(
+            opened, metrics, poller, deliverer, work, upstream, http, owns_store=store is None
+        )
 
     async def stop(self) -> None:
         """Drain: finish the polls and sends in flight, then close every connection."""
         await self.background.stop()
         await self.deliverer.aclose()
-        await self.clients.aclose()
+        await self.upstream.aclose()
         await self.http.aclose()
         if self.owns_store:
-            await self.services.store.close()
+            await self.store.close()

@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.api.context import client_of, json_response, services_of
+from bridge.api.context import api_of, client_of, json_response
 from bridge.api.errors import ApiError
 from bridge.api.schemas import DELIVERY_ID_PATTERN, DeliveryEnvelope, delivery_view
 
@@ -23,9 +23,9 @@ async def retry_delivery(request: Request) -> Response:
     delivery_id = request.path_params["delivery_id"]
     if not _DELIVERY_ID.match(delivery_id):
         raise _not_found()
-    services = services_of(request)
-    outcome = await services.store.outbox.retry(
-        client=client_of(request), delivery_id=delivery_id, now=services.now()
+    api = api_of(request)
+    outcome = await api.store.outbox.retry(
+        client=client_of(request), delivery_id=delivery_id, now=api.now()
     )
     if outcome is None:
         raise _not_found()

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.api.context import json_response, services_of
+from bridge.api.context import api_of, json_response
 from bridge.api.schemas import Health, Readiness
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ async def healthz(request: Request) -> Response:
 async def _storage_check(request: Request) -> str:
     try:
         async with asyncio.timeout(PING_TIMEOUT_S):
-            await services_of(request).store.ping()
+            await api_of(request).store.ping()
     except TimeoutError:
         return "timed out"
     except Exception as exc:  # any driver error means "not ready", never a 500
@@ -38,7 +38,7 @@ async def readyz(request: Request) -> Response:
     """200 when storage answers and the scheduler runs, else 503 saying which check failed."""
     checks = {
         "storage": await _storage_check(request),
-        "scheduler": "ok" if services_of(request).scheduler_running() else "not running",
+        "scheduler": "ok" if api_of(request).scheduler_running() else "not running",
     }
     ready = all(value == "ok" for value in checks.values())
     body = Readiness(status="ok" if ready else "unavailable", checks=checks)
@@ -47,5 +47,5 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """Every counter of this bridge in the Prometheus text format."""
-    registry = services_of(request).metrics.registry
+    registry = api_of(request).metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

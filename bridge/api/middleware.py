@@ -17,8 +17,9 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.api.auth import bearer_token, find_client, unauthorized
+from bridge.api.context import context_of
 from bridge.api.errors import ApiError, api_error_response, error_response
-from bridge.api.ratelimit import RateLimiter, retry_after_header
+from bridge.api.ratelimit import retry_after_header
 
 log = logging.getLogger(__name__)
 
@@ -104,21 +105,13 @@ class RequestContext:
 
     @staticmethod
     def _count(scope: Scope, status: int) -> None:
-        services = getattr(scope["app"].state, "services", None)
-        if services is None:
+        api = context_of(scope)
+        if api is None:
             return
         method = scope["method"] if scope["method"] in _METHODS else "other"
-        services.metrics.api_requests.labels(
+        api.metrics.api_requests.labels(
             method=method, route=route_template(scope), status=str(status)
         ).inc()
-
-
-def _limiter(scope: Scope) -> RateLimiter:
-    state = scope["app"].state
-    limiter = getattr(state, "rate_limiter", None)
-    if not isinstance(limiter, RateLimiter):
-        limiter = state.rate_limiter = RateLimiter()
-    return limiter
 
 
 def _too_large() -> ApiError:
@@ -155,11 +148,7 @@ class BodyLimit:
 
 
 class Authenticate:
-    """Maps the bearer token of every /v1 request to a client, then applies its rate limit.
-
-    The limiter is `app.state.rate_limiter`, made with the defaults on first use unless the
-    embedding code (or a test) put one there first.
-    """
+    """Maps the bearer token of every /v1 request to a client, then applies its rate limit."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -180,11 +169,13 @@ class Authenticate:
         await self.app(scope, receive, send)
 
     def _authenticate(self, scope: Scope) -> str:
-        clients = scope["app"].state.services.config.clients
-        client = find_client(bearer_token(scope["headers"]), clients)
+        api = context_of(scope)
+        if api is None:
+            raise unauthorized("the bridge is starting")
+        client = find_client(bearer_token(scope["headers"]), api.clients)
         if client is None:
             raise unauthorized("unknown bearer token")
-        wait_s = _limiter(scope).acquire(client)
+        wait_s = api.limiter.acquire(client)
         if wait_s > 0:
             retry_after = retry_after_header(wait_s)
             raise ApiError(

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.api.aigen_signature import SignatureProblem, verify_aigen_signature
-from bridge.api.context import json_response, services_of
+from bridge.api.context import api_of, json_response
 from bridge.api.errors import ApiError, invalid
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ def _job_id(body: bytes) -> str:
 
 async def upstream_signal(request: Request) -> Response:
     """Verify the upstream's signature with the account's key, then poll that job first."""
-    services = services_of(request)
-    account = services.config.upstream.accounts.get(request.path_params["account"])
+    api = api_of(request)
+    account = api.accounts.get(request.path_params["account"])
     body = await request.body()
     unauthorized = ApiError(401, "invalid_signature", "not a valid signal from the upstream")
     if account is None:
@@ -55,13 +55,13 @@ async def upstream_signal(request: Request) -> Response:
             api_key=account.api_key.get_secret_value(),
             headers=request.headers,
             body=body,
-            now=services.now(),
+            now=api.now(),
         )
     except SignatureProblem as exc:
         raise ApiError(401, "invalid_signature", str(exc)) from None
     job_id = _job_id(body)
-    moved = await services.store.jobs.signal(
-        account=request.path_params["account"], job_id=job_id, now=services.now()
+    moved = await api.store.jobs.signal(
+        account=request.path_params["account"], job_id=job_id, now=api.now()
     )
     log.info(
         "upstream signal", extra={"job_id": job_id, "upstream_event_id": event_id, "moved": moved}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
+from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.api.context import client_of, json_response, services_of
+from bridge.api.context import ApiContext, api_of, client_of, json_response
 from bridge.api.errors import ApiError, invalid
 from bridge.api.parse import parse_body, parse_query
 from bridge.api.schemas import (
@@ -25,9 +25,8 @@ from bridge.api.schemas import (
     event_view,
     watch_view,
 )
-from bridge.config import ClientConfig, Config
+from bridge.config import AccountConfig, ClientConfig
 from bridge.delivery.urlguard import UnsafeURL, check_url
-from bridge.services import Services
 from bridge.store import WatchRecord
 
 DNS_TIMEOUT_S = 5.0
@@ -44,9 +43,7 @@ async def _owned_watch(request: Request) -> WatchRecord:
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.match(watch_id):
         raise _not_found()
-    record = await services_of(request).store.watches.get(
-        watch_id=watch_id, client=client_of(request)
-    )
+    record = await api_of(request).store.watches.get(watch_id=watch_id, client=client_of(request))
     if record is None:
         raise _not_found()
     return record
@@ -63,26 +60,26 @@ def _idempotency_key(request: Request) -> str | None:
     return values[0]
 
 
-def _account(requested: str | None, *, client: ClientConfig, config: Config) -> str:
+def _account(
+    requested: str | None, *, client: ClientConfig, accounts: Mapping[str, AccountConfig]
+) -> str:
     if requested is None:
         if len(client.accounts) != 1:
             raise invalid("account", "is required: this client may watch several accounts")
         requested = client.accounts[0]
-    if requested not in client.accounts or requested not in config.upstream.accounts:
+    if requested not in client.accounts or requested not in accounts:
         raise ApiError(
             403, "account_not_allowed", f"account: this client may not watch {requested!r}"
         )
     return requested
 
 
-async def _check_webhook(url: str, *, client: ClientConfig, services: Services) -> None:
+async def _check_webhook(url: str, *, client: ClientConfig, api: ApiContext) -> None:
     if not client.webhook_secrets:
         raise invalid("webhook_url", "client has no webhook_secrets configured")
     try:
         async with asyncio.timeout(DNS_TIMEOUT_S):
-            await check_url(
-                url, allowed_hosts=services.config.delivery.allowed_hosts, resolve=services.resolve
-            )
+            await check_url(url, allowed_hosts=api.allowed_hosts, resolve=api.resolve)
     except UnsafeURL as exc:
         raise ApiError(422, "unsafe_webhook_url", f"webhook_url: {exc}") from None
     except TimeoutError:
@@ -93,17 +90,17 @@ async def _check_webhook(url: str, *, client: ClientConfig, services: Services) 
 
 async def create_watch(request: Request) -> Response:
     """POST /v1/watches: register a watch; a repeated Idempotency-Key returns the same watch."""
-    services = services_of(request)
+    api = api_of(request)
     client_name = client_of(request)
-    client = services.config.clients[client_name]
+    client = api.clients[client_name]
     key = _idempotency_key(request)
     body = await parse_body(request, CreateWatch)
-    account = _account(body.account, client=client, config=services.config)
+    account = _account(body.account, client=client, accounts=api.accounts)
     if body.webhook_url is not None:
-        await _check_webhook(body.webhook_url, client=client, services=services)
+        await _check_webhook(body.webhook_url, client=client, api=api)
     events = list(body.events or ["*"])
     metadata = dict(body.metadata or {})
-    record, created = await services.store.watches.create(
+    record, created = await api.store.watches.create(
         client=client_name,
         account=account,
         job_id=body.job_id,
@@ -111,8 +108,8 @@ async def create_watch(request: Request) -> Response:
         events=events,
         metadata=metadata,
         idempotency_key=key,
-        now=services.now(),
-        ttl=timedelta(hours=services.config.polling.watch_ttl_h),
+        now=api.now(),
+        ttl=api.watch_ttl,
     )
     asked = (account, body.job_id, body.webhook_url, events, metadata)
     found = (
@@ -131,7 +128,7 @@ async def create_watch(request: Request) -> Response:
 async def list_watches(request: Request) -> Response:
     """GET /v1/watches: the client's watches, newest first, a page at a time."""
     query = parse_query(request, ListWatchesQuery)
-    page, next_cursor = await services_of(request).store.watches.page(
+    page, next_cursor = await api_of(request).store.watches.page(
         client=client_of(request), status=query.status, limit=query.limit, cursor=query.cursor
     )
     return json_response(WatchPage(watches=[watch_view(w) for w in page], next_cursor=next_cursor))
@@ -144,12 +141,12 @@ async def get_watch(request: Request) -> Response:
 
 async def cancel_watch(request: Request) -> Response:
     """DELETE /v1/watches/{watch_id}: cancel; an ended watch is returned as it is."""
-    services = services_of(request)
+    api = api_of(request)
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.match(watch_id):
         raise _not_found()
-    record = await services.store.watches.cancel(
-        client=client_of(request), watch_id=watch_id, now=services.now()
+    record = await api.store.watches.cancel(
+        client=client_of(request), watch_id=watch_id, now=api.now()
     )
     if record is None:
         raise _not_found()
@@ -159,12 +156,12 @@ async def cancel_watch(request: Request) -> Response:
 async def list_events(request: Request) -> Response:
     """GET /v1/watches/{watch_id}/events: every event in sequence order."""
     watch = await _owned_watch(request)
-    records = await services_of(request).store.watches.events(watch_id=watch.id)
+    records = await api_of(request).store.watches.events(watch_id=watch.id)
     return json_response(EventList(events=[event_view(r) for r in records]))
 
 
 async def list_deliveries(request: Request) -> Response:
     """GET /v1/watches/{watch_id}/deliveries: every delivery of the watch's events."""
     watch = await _owned_watch(request)
-    records = await services_of(request).store.watches.deliveries(watch_id=watch.id)
+    records = await api_of(request).store.watches.deliveries(watch_id=watch.id)
     return json_response(DeliveryList(deliveries=[delivery_view(r) for r in records]))

@@ -15,10 +15,13 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from bridge.clock import Clock
+from bridge.config import DeliveryConfig
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.retry import next_step
-from bridge.services import Services
+from bridge.ops.metrics import Metrics
+from bridge.store import Store
 from bridge.store.outbox import AttemptResult, ClaimedDelivery
 
 log = logging.getLogger(__name__)
@@ -35,13 +38,19 @@ class Deliverer:
     def __init__(
         self,
         *,
-        services: Services,
+        store: Store,
         channels: ChannelRegistry,
+        settings: DeliveryConfig,
+        metrics: Metrics,
+        now: Clock,
         owner: str,
         rng: random.Random | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
-        self._services = services
+        self._store = store
+        self._settings = settings
+        self._metrics = metrics
+        self._now = now
         self._channels = channels
         self._owner = owner
         self._rng = rng or random.Random()
@@ -56,18 +65,18 @@ class Deliverer:
     def lease_s(self, limit: int) -> float:
         """A batch's lease: every wave of sends timing out, plus margins."""
         waves = math.ceil(limit / self._concurrency) + 1
-        return waves * self._services.config.delivery.timeout_s + 2 * LEASE_MARGIN_S
+        return waves * self._settings.timeout_s + 2 * LEASE_MARGIN_S
 
     async def deliver_due(self, now: datetime | None = None, *, limit: int = 200) -> int:
         """Claim up to `limit` due deliveries, try each once, record it; return attempts made."""
         if self._closed:
             return 0
-        clock: Callable[[], datetime] = (lambda: now) if now is not None else self._services.now
+        clock: Callable[[], datetime] = (lambda: now) if now is not None else self._now
         self._rounds += 1
         self._idle.clear()
         try:
             lease_s = self.lease_s(limit)
-            claimed = await self._services.store.outbox.claim_due(
+            claimed = await self._store.outbox.claim_due(
                 now=clock(), owner=self._owner, lease_s=lease_s, limit=limit
             )
             # A row this process still sends (its lease ran out meanwhile) is not sent twice.
@@ -119,9 +128,7 @@ class Deliverer:
             done = None in batch
             ready = [r for r in batch if r is not None]
             if ready:
-                await self._services.store.outbox.record_attempts(
-                    ready, now=clock(), owner=self._owner
-                )
+                await self._store.outbox.record_attempts(ready, now=clock(), owner=self._owner)
 
     async def _attempt(
         self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float
@@ -138,7 +145,7 @@ class Deliverer:
         step = next_step(
             attempts=row.attempts + 1,
             error=error,
-            schedule=self._services.config.delivery.retry_schedule_s,
+            schedule=self._settings.retry_schedule_s,
             random=self._rng.random,
         )
         finished = clock()
@@ -180,7 +187,7 @@ class Deliverer:
         """Metrics and one structured log line per attempt (no URLs: they may carry secrets)."""
         kind = self._channels.kind(row.destination)
         label = {"pending": "retry"}.get(result.status, result.status)
-        self._services.metrics.deliveries.labels(kind=kind, result=label).inc()
+        self._metrics.deliveries.labels(kind=kind, result=label).inc()
         fields = {
             "delivery_id": row.id,
             "event_id": row.event_id,
@@ -192,7 +199,7 @@ class Deliverer:
         }
         if result.status == "delivered":
             latency_s = (finished - row.created_at).total_seconds()
-            self._services.metrics.delivery_latency.observe(max(latency_s, 0.0))
+            self._metrics.delivery_latency.observe(max(latency_s, 0.0))
             log.info("delivered", extra=fields)
         elif result.status == "pending":
             next_at = result.next_attempt_at.isoformat() if result.next_attempt_at else None

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from random import Random
 
-from bridge.config import Config
+from bridge.config import PollingConfig
 from bridge.events.diff import Change, carry_over, diff
 from bridge.events.payloads import WatchRef, event_payload
-from bridge.events.routing import WatchRoute, destinations
+from bridge.events.routing import Router, WatchRoute
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
@@ -37,9 +37,10 @@ ERRORS = {
 
 @dataclass(frozen=True, slots=True)
 class PlanContext:
-    """What planning needs besides the rows: config, the time, randomness."""
+    """What planning needs besides the rows: polling intervals, routes, the time, randomness."""
 
-    config: Config
+    polling: PollingConfig
+    router: Router
     now: datetime
     rng: Random
     new_id: Callable[[str], str] = new_id
@@ -47,7 +48,7 @@ class PlanContext:
 
 def base_interval(status: str | None, ctx: PlanContext) -> float:
     """The configured interval for a job status (queued or unknown polls slower)."""
-    polling = ctx.config.polling
+    polling = ctx.polling
     if status == "processing":
         return polling.processing_interval_s
     return (
@@ -92,7 +93,7 @@ class _Writer:
             NewEvent(event_id, watch.id, sequence, event_type, payload, self.ctx.now)
         )
         route = WatchRoute(watch.client, watch.account, watch.webhook_url, watch.events)
-        for destination in destinations(event_type, route, self.ctx.config):
+        for destination in self.ctx.router.destinations(event_type, route):
             self.deliveries.append(
                 NewDelivery(
                     self.ctx.new_id("dlv"), event_id, watch.id, sequence, destination, self.ctx.now
@@ -156,7 +157,7 @@ def plan_poll(
     errors = job.error_count + 1
     backoff = min(
         base_interval(job.status, ctx) * 2 ** min(errors, MAX_BACKOFF_DOUBLINGS),
-        ctx.config.polling.max_interval_s,
+        ctx.polling.max_interval_s,
     )
     due = _jittered(backoff, ctx) if watches else None
     return JobWrite(
@@ -207,9 +208,7 @@ def _plan_snapshot(
     changed = bool(since_last) or old is None
     base = base_interval(new.status, ctx)
     interval = (
-        base
-        if changed
-        else min(max(job.interval_s * STRETCH, base), ctx.config.polling.max_interval_s)
+        base if changed else min(max(job.interval_s * STRETCH, base), ctx.polling.max_interval_s)
     )
     keep_polling = not new.is_final and bool(watches)
     update = _job_update(

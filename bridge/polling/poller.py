@@ -9,12 +9,16 @@ from datetime import datetime, timedelta
 from functools import partial
 from random import Random
 
+from bridge.clock import Clock
+from bridge.config import AccountConfig, PollingConfig
+from bridge.events.routing import Router
+from bridge.ops.metrics import Metrics
 from bridge.polling import budget
 from bridge.polling.budget import BudgetState, Limits, observe
 from bridge.polling.outcomes import Ok, Outcome, RateLimited, Unauthorized
 from bridge.polling.planning import PlanContext, plan_end, plan_poll
 from bridge.polling.upstream import UpstreamClient
-from bridge.services import Services
+from bridge.store import Store
 from bridge.store.records import WatchRecord
 from bridge.store.rows import Claim, JobRow, JobWrite
 
@@ -29,44 +33,55 @@ class Poller:
     def __init__(
         self,
         *,
-        services: Services,
-        clients: Mapping[str, UpstreamClient],
+        store: Store,
+        upstream: Mapping[str, UpstreamClient],
+        accounts: Mapping[str, AccountConfig],
+        polling: PollingConfig,
+        router: Router,
+        timeout_s: float,
+        metrics: Metrics,
+        now: Clock,
         owner: str,
         rng: Random | None = None,
         batch: int = 200,
         max_in_flight: int = 100,
         on_events: Callable[[], None] | None = None,
     ) -> None:
-        self.services = services
-        self.clients = clients
+        self.store = store
+        self.upstream = upstream
+        self.polling = polling
+        self.router = router
+        self.metrics = metrics
+        self.now = now
         self.owner = owner
         self.rng = rng or Random()
         self.batch = batch
         self.on_events = on_events  # told when events were committed, so delivery starts at once
         # Matches the shared pool's connection limit, so polls never queue inside the transport.
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        config = services.config
         self.limits = {
             name: Limits(account.polls_per_hour, account.max_concurrency)
-            for name, account in config.upstream.accounts.items()
-            if name in clients
+            for name, account in accounts.items()
+            if name in upstream
         }
         self._widest = max((lim.max_concurrency for lim in self.limits.values()), default=1)
         # A poll's lease outlives its timeout, so a live replica never loses a job mid-poll.
-        self.lease = timedelta(seconds=config.upstream.timeout_s * 2 + 5)
+        self.lease = timedelta(seconds=timeout_s * 2 + 5)
 
-    def _context(self) -> PlanContext:
-        return PlanContext(config=self.services.config, now=self.services.now(), rng=self.rng)
+    def _context(self, now: datetime | None = None) -> PlanContext:
+        return PlanContext(
+            polling=self.polling, router=self.router, now=now or self.now(), rng=self.rng
+        )
 
     async def start(self) -> None:
         """Create budget rows for the configured accounts."""
-        await self.services.store.jobs.ensure_budgets(list(self.limits), now=self.services.now())
+        await self.store.jobs.ensure_budgets(list(self.limits), now=self.now())
 
     async def poll_due(self, now: datetime | None = None) -> int:
         """Poll one batch of due jobs; returns how many polls were made."""
-        now = now or self.services.now()
+        now = now or self.now()
         await self.expire_watches(now)
-        claims = await self.services.store.jobs.claim_due(
+        claims = await self.store.jobs.claim_due(
             now=now,
             owner=self.owner,
             lease=self.lease,
@@ -81,7 +96,7 @@ class Poller:
             return 0
         for claim in claims:
             lag = (now - claim.due_at).total_seconds()
-            self.services.metrics.poll_lag.observe(max(lag, 0.0))
+            self.metrics.poll_lag.observe(max(lag, 0.0))
         outcomes = await asyncio.gather(*(self._fetch(c) for c in claims))
         by_key = {(c.job.account, c.job.job_id): o for c, o in zip(claims, outcomes, strict=True)}
         await self._record(by_key)
@@ -90,9 +105,9 @@ class Poller:
     async def _fetch(self, claim: Claim) -> Outcome:
         job = claim.job
         async with self._in_flight:
-            outcome = await self.clients[job.account].fetch_job(job.job_id)
+            outcome = await self.upstream[job.account].fetch_job(job.job_id)
         kind = type(outcome).__name__.lower()
-        self.services.metrics.polls.labels(job.account, kind).inc()
+        self.metrics.polls.labels(job.account, kind).inc()
         if not isinstance(outcome, Ok):
             log.info(
                 "poll did not succeed",
@@ -112,7 +127,7 @@ class Poller:
         def planner(job: JobRow, watches: list[WatchRecord]) -> JobWrite:
             return plan_poll(job, watches, outcomes[(job.account, job.job_id)], ctx)
 
-        writes = await self.services.store.jobs.apply_plans(
+        writes = await self.store.jobs.apply_plans(
             list(outcomes), planner, now=ctx.now, owner=self.owner
         )
         self._committed(writes)
@@ -123,7 +138,7 @@ class Poller:
     def _committed(self, writes: list[JobWrite]) -> None:
         for write in writes:
             for event in write.events:
-                self.services.metrics.events.labels(event.type).inc()
+                self.metrics.events.labels(event.type).inc()
         if self.on_events is not None and any(w.deliveries for w in writes):
             self.on_events()
 
@@ -148,12 +163,10 @@ class Poller:
             )
 
         changes = {account: partial(fold, outcome) for account, outcome in latest.items()}
-        await self.services.store.jobs.update_budgets(changes, now=now)
+        await self.store.jobs.update_budgets(changes, now=now)
         for account, outcome in latest.items():
             if outcome.rate_limit is not None and outcome.rate_limit.remaining is not None:
-                self.services.metrics.budget_remaining.labels(account).set(
-                    outcome.rate_limit.remaining
-                )
+                self.metrics.budget_remaining.labels(account).set(outcome.rate_limit.remaining)
             if isinstance(outcome, RateLimited):
                 log.warning(
                     "upstream rate limit: account paused",
@@ -166,19 +179,19 @@ class Poller:
             "upstream rejected the API key (401): failing every watch of the account; fix the key",
             extra={"account": account},
         )
-        keys = await self.services.store.jobs.watched_by_account(account)
+        keys = await self.store.jobs.watched_by_account(account)
         ctx = self._context()
-        writes = await self.services.store.jobs.apply_plans(
+        writes = await self.store.jobs.apply_plans(
             keys, partial(_end, ctx=ctx, reason="invalid_api_key", only_expired=False), now=ctx.now
         )
         self._committed(writes)
 
     async def expire_watches(self, now: datetime) -> None:
         """End watches whose TTL passed with `watch.expired`."""
-        keys = await self.services.store.jobs.with_expired_watches(now=now, limit=self.batch)
+        keys = await self.store.jobs.with_expired_watches(now=now, limit=self.batch)
         if keys:
-            ctx = PlanContext(config=self.services.config, now=now, rng=self.rng)
-            writes = await self.services.store.jobs.apply_plans(
+            ctx = self._context(now)
+            writes = await self.store.jobs.apply_plans(
                 keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
             )
             self._committed(writes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
+from bridge.api.ratelimit import RateLimiter
 from bridge.app import create_app
 from bridge.config import parse_config
 from bridge.devtools.localserver import serving
-from bridge.services import Services
-from bridge.store import Store
+from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -72,16 +72,8 @@ class Api:
     url: str
     app: Starlette
     http: httpx.AsyncClient
+    store: Store
     clock: Clock = field(default_factory=Clock)
-
-    @property
-    def services(self) -> Services:
-        services: Services = self.app.state.services
-        return services
-
-    @property
-    def store(self) -> Store:
-        return self.services.store
 
     def auth(self, client: str = "shop", **headers: str) -> dict[str, str]:
         """Headers with the client's bearer token (extra headers as keyword arguments)."""
@@ -103,13 +95,38 @@ def config_for(storage_url: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def running_api(storage_url: str, *, scheduler_running: bool = True) -> AsyncIterator[Api]:
-    """Serve the bridge API on loopback with an injected clock and DNS."""
+async def running_api(
+    storage_url: str,
+    *,
+    background: bool = False,
+    rate_limiter: RateLimiter | None = None,
+    store: Callable[[Store], Store] | None = None,
+) -> AsyncIterator[Api]:
+    """Serve the bridge API on loopback with an injected clock and DNS.
+
+    `background=False` leaves polling and delivery to the test (and /readyz says so); `store`
+    wraps the opened store, to make storage fail on purpose.
+    """
     clock = Clock()
-    app = create_app(config_for(storage_url), now=clock, resolve=fake_resolve, background=False)
-    async with serving(app) as server, httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-        app.state.services.scheduler_running = lambda: scheduler_running
-        yield Api(url=server.url, app=app, http=http, clock=clock)
+    config = config_for(storage_url)
+    opened = await open_store(config.storage.url)
+    used = store(opened) if store else opened
+    app = create_app(
+        config,
+        store=used,
+        now=clock,
+        resolve=fake_resolve,
+        background=background,
+        rate_limiter=rate_limiter,
+    )
+    try:
+        async with (
+            serving(app) as server,
+            httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+        ):
+            yield Api(url=server.url, app=app, http=http, store=used, clock=clock)
+    finally:
+        await opened.close()
 
 
 async def seed_event(

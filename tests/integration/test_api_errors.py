@@ -15,6 +15,9 @@ import pytest
 import pytest_asyncio
 
 from bridge.api.ratelimit import RateLimiter
+from bridge.store import Store
+from bridge.store.database import Database
+from bridge.store.watches import Watches
 from tests.integration.api_support import Api, running_api
 
 # One server for the whole module: these tests only read or add watches of their own.
@@ -28,8 +31,7 @@ UNLIMITED = RateLimiter(rate_per_s=1e9, burst=10**9)
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
     folder = tmp_path_factory.mktemp("api-errors")
-    async with running_api(f"sqlite:///{folder}/bridge.db") as running:
-        running.app.state.rate_limiter = UNLIMITED
+    async with running_api(f"sqlite:///{folder}/bridge.db", rate_limiter=UNLIMITED) as running:
         yield running
 
 
@@ -302,8 +304,8 @@ async def test_api_body_limit_counts_chunked_bytes(api: Api) -> None:
 
 async def test_api_rate_limits_each_client(tmp_path: Path) -> None:
     ticks = [0.0]
-    async with running_api(f"sqlite:///{tmp_path}/bridge.db") as api:
-        api.app.state.rate_limiter = RateLimiter(rate_per_s=0.5, burst=3, clock=lambda: ticks[0])
+    limiter = RateLimiter(rate_per_s=0.5, burst=3, clock=lambda: ticks[0])
+    async with running_api(f"sqlite:///{tmp_path}/bridge.db", rate_limiter=limiter) as api:
         burst = [await api.http.get("/v1/watches", headers=api.auth()) for _ in range(4)]
         other_client = await api.http.get("/v1/watches", headers=api.auth("studio"))
         ticks[0] += 2.0
@@ -315,26 +317,25 @@ async def test_api_rate_limits_each_client(tmp_path: Path) -> None:
     assert refilled.status_code == 200
 
 
-class _BrokenRepository:
-    def __getattr__(self, name: str) -> Any:
-        async def fail(**_: Any) -> None:
-            raise RuntimeError("database on fire")
-
-        return fail
+class _BrokenWatches(Watches):
+    async def get(self, **_: Any) -> None:  # type: ignore[override]
+        raise RuntimeError("database on fire")
 
 
-class _BrokenStore:
-    watches = _BrokenRepository()
+class _BrokenStore(Store):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.watches = _BrokenWatches(db)
 
 
-async def test_api_real_bugs_are_500_and_logged(api: Api, caplog: pytest.LogCaptureFixture) -> None:
-    real_store = api.services.store
-    api.services.store = _BrokenStore()  # type: ignore[assignment]
-    try:
+async def test_api_real_bugs_are_500_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_api(
+        f"sqlite:///{tmp_path}/bridge.db", store=lambda real: _BrokenStore(real.db)
+    ) as api:
         with caplog.at_level(logging.ERROR, logger="bridge.api.middleware"):
             response = await api.http.get(f"/v1/watches/wat_{uuid.uuid4().hex}", headers=api.auth())
-    finally:
-        api.services.store = real_store
     message = assert_error(response, 500, "internal_error")
     assert "fire" not in message
     logged = [r for r in caplog.records if r.getMessage() == "unhandled error in request"]

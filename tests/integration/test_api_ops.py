@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.api.openapi import openapi_document
 from bridge.api.routes import OPERATIONS, routes
+from bridge.store import Store
 from tests.integration.api_support import running_api
 
 DOCUMENT = openapi_document(OPERATIONS)
@@ -30,14 +31,14 @@ async def test_api_healthz_needs_no_auth(sqlite_url: str) -> None:
 
 
 async def test_api_readyz_when_ready(sqlite_url: str) -> None:
-    async with running_api(sqlite_url) as api:
+    async with running_api(sqlite_url, background=True) as api:
         response = await api.http.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "checks": {"storage": "ok", "scheduler": "ok"}}
 
 
 async def test_api_readyz_without_scheduler(sqlite_url: str) -> None:
-    async with running_api(sqlite_url, scheduler_running=False) as api:
+    async with running_api(sqlite_url, background=False) as api:
         response = await api.http.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {
@@ -46,19 +47,16 @@ async def test_api_readyz_without_scheduler(sqlite_url: str) -> None:
     }
 
 
-class _DeadStore:
+class _DeadStore(Store):
     async def ping(self) -> None:
         raise ConnectionRefusedError("no database")
 
 
 async def test_api_readyz_without_storage(sqlite_url: str) -> None:
-    async with running_api(sqlite_url) as api:
-        real = api.services.store
-        api.services.store = _DeadStore()  # type: ignore[assignment]
-        try:
-            response = await api.http.get("/readyz")
-        finally:
-            api.services.store = real
+    async with running_api(
+        sqlite_url, background=True, store=lambda real: _DeadStore(real.db)
+    ) as api:
+        response = await api.http.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"] == {"storage": "unreachable", "scheduler": "ok"}
 

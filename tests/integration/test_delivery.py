@@ -28,7 +28,7 @@ from bridge.delivery.channels import Message, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
 from bridge.devtools.localserver import serving
-from bridge.services import Services
+from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
 from bridge.store.outbox import EXCERPT_CHARS, AttemptResult
 from bridge.store.tables import upstream_jobs, watches
@@ -123,6 +123,26 @@ def make_config(
     )
 
 
+def deliverer_for(
+    config: Config,
+    store: Store,
+    registry: ChannelRegistry,
+    clock: FakeClock,
+    owner: str,
+    rng: Random,
+    metrics: Metrics,
+) -> Deliverer:
+    return Deliverer(
+        store=store,
+        channels=registry,
+        settings=config.delivery,
+        metrics=metrics,
+        now=clock.now,
+        owner=owner,
+        rng=rng,
+    )
+
+
 @dataclass
 class Rig:
     store: Store
@@ -130,7 +150,7 @@ class Rig:
     receiver: Receiver
     config: Config
     http: httpx.AsyncClient
-    services: Services
+    metrics: Metrics
     deliverer: Deliverer
 
     @property
@@ -138,11 +158,13 @@ class Rig:
         return self.receiver.url + "/hook"
 
     def new_deliverer(self, owner: str, *, store: Store | None = None) -> Deliverer:
-        services = Services(config=self.config, store=store or self.store, now=self.clock.now)
+        store = store or self.store
         registry = ChannelRegistry(
-            config=self.config, http=self.http, state=services.store.channel_state, renderer=None
+            config=self.config, http=self.http, state=store.channel_state, renderer=None
         )
-        return Deliverer(services=services, channels=registry, owner=owner, rng=Random(7))
+        return deliverer_for(
+            self.config, store, registry, self.clock, owner, Random(7), self.metrics
+        )
 
     async def drive(self, deliverer: Deliverer | None = None, *, limit: int = 200) -> int:
         """Run delivery rounds until nothing is due; return the attempts made."""
@@ -176,13 +198,13 @@ async def make_rig(url: str, *, secrets: int = 1, **config_kw: Any) -> AsyncIter
     try:
         async with serving(app) as server, httpx.AsyncClient(trust_env=False) as http:
             receiver.url = server.url
-            services = Services(config=config, store=store, now=clock.now)
+            metrics = Metrics()
             registry = ChannelRegistry(
                 config=config, http=http, state=store.channel_state, renderer=None
             )
-            deliverer = Deliverer(services=services, channels=registry, owner="r1", rng=Random(1))
+            deliverer = deliverer_for(config, store, registry, clock, "r1", Random(1), metrics)
             try:
-                yield Rig(store, clock, receiver, config, http, services, deliverer)
+                yield Rig(store, clock, receiver, config, http, metrics, deliverer)
             finally:
                 receiver.release.set()
                 await deliverer.aclose()
@@ -227,7 +249,7 @@ async def test_deliver_due_sends_signed_webhooks_in_order(storage_url):
             "answer 200",
         )
         assert attempt.duration_ms > 0
-        samples = rig.services.metrics.registry.get_sample_value
+        samples = rig.metrics.registry.get_sample_value
         labels = {"kind": "webhook", "result": "delivered"}
         assert samples("bridge_delivery_attempts_total", labels) == 2
         assert samples("bridge_delivery_seconds_count") == 2
@@ -510,7 +532,9 @@ async def test_deliver_due_logs_a_channel_bug_and_retries(rig, caplog):
     registry = BrokenRegistry(
         config=rig.config, http=rig.http, state=rig.store.channel_state, renderer=None
     )
-    deliverer = Deliverer(services=rig.services, channels=registry, owner="r9")
+    deliverer = deliverer_for(
+        rig.config, rig.store, registry, rig.clock, "r9", Random(9), rig.metrics
+    )
     with caplog.at_level(logging.ERROR, logger="bridge.delivery.deliverer"):
         assert await deliverer.deliver_due() == 1
     [record] = [r for r in caplog.records if r.name == "bridge.delivery.deliverer"]

@@ -14,9 +14,10 @@ import pytest
 from bridge.config import Config, parse_config
 from bridge.devtools.localserver import serving
 from bridge.devtools.simulator import KeyLimits, Simulator, SimulatorSettings, create_simulator
+from bridge.events.routing import Router
+from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import UpstreamPool
-from bridge.services import Services
 from bridge.store import Store, open_store
 
 KEY = "aigen_test_poller"
@@ -129,9 +130,19 @@ async def rig(
     async with serving(app) as server:
         config = _config(server.url, storage_url, polls_per_hour=polls_per_hour)
         store = await open_store(config.storage.url)
-        services = Services(config=config, store=store, now=clock.now)
         clients = UpstreamPool(config)
-        poller = Poller(services=services, clients=clients, owner="test-replica", rng=Random(1))
+        poller = Poller(
+            store=store,
+            upstream=clients,
+            accounts=config.upstream.accounts,
+            polling=config.polling,
+            router=Router.from_config(config),
+            timeout_s=config.upstream.timeout_s,
+            metrics=Metrics(),
+            now=clock.now,
+            owner="test-replica",
+            rng=Random(1),
+        )
         await poller.start()
         try:
             yield Rig(clock, app.state.simulator, store, poller, config)

@@ -10,8 +10,8 @@ async def test_background_schedules_long_steps_too():
         calls.append("x")
         return 0
 
-    work = Background({"fast": (step, 1.0), "housekeeping": (step, 300.0)})
-    work.start()
+    work = Background()
+    work.start({"fast": (step, 1.0), "housekeeping": (step, 300.0)})
     try:
         jobs = {job.id: job for job in work._scheduler.get_jobs()}
         assert jobs["housekeeping"].next_run_time is not None  # not added paused
@@ -30,8 +30,8 @@ async def test_background_nudge_runs_a_step_now():
         ran.set()
         return 0
 
-    work = Background({"slow": (step, 3600.0)})
-    work.start()
+    work = Background()
+    work.start({"slow": (step, 3600.0)})
     try:
         work.nudge("slow")
         async with asyncio.timeout(5):

@@ -107,6 +107,7 @@ def test_budget_error_backoff_never_overflows():
     from random import Random
 
     from bridge.config import parse_config
+    from bridge.events.routing import Router
     from bridge.polling.outcomes import ServerError
     from bridge.polling.planning import PlanContext, plan_poll
     from bridge.store.rows import JobRow
@@ -117,6 +118,8 @@ def test_budget_error_backoff_never_overflows():
         job,
         [],
         ServerError(rate_limit=None, request_id=None, status_code=500),
-        PlanContext(config=config, now=T0, rng=Random(0)),
+        PlanContext(
+            polling=config.polling, router=Router.from_config(config), now=T0, rng=Random(0)
+        ),
     )
     assert write.job is not None and write.job.error_count == 5001

@@ -1,7 +1,7 @@
 import pytest
 
 from bridge.config import parse_config
-from bridge.events.routing import WEBHOOK_URL, WatchRoute, destinations, matches
+from bridge.events.routing import WEBHOOK_URL, Router, WatchRoute, destinations, matches
 
 CONFIG = parse_config(
     """
@@ -65,4 +65,4 @@ def test_routing_matches(pattern, event_type, expected):
     ],
 )
 def test_routing_destinations(event_type, watch, expected):
-    assert destinations(event_type, watch, CONFIG) == expected
+    assert destinations(event_type, watch, Router.from_config(CONFIG)) == expected
