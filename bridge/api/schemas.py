@@ -7,28 +7,31 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
+from bridge.events.vocabulary import EVENT_PATTERNS, pattern_problem
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 
-EventPattern = Literal[
-    "*",
-    "job.*",
-    "item.*",
-    "watch.*",
-    "job.queued",
-    "job.processing",
-    "job.completed",
-    "job.partially_completed",
-    "job.failed",
-    "job.cancelled",
-    "item.processing",
-    "item.completed",
-    "item.failed",
-    "item.cancelled",
-    "item.updated",
-    "watch.expired",
-    "watch.failed",
+
+def _known_pattern(value: str) -> str:
+    problem = pattern_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+# Derived from the one vocabulary; the enum keeps /openapi.json exact for generated clients.
+EventPattern = Annotated[
+    str,
+    AfterValidator(_known_pattern),
+    Field(json_schema_extra={"enum": list(EVENT_PATTERNS)}),
 ]
 WatchStatus = Literal["active", "completed", "expired", "failed", "cancelled"]
 DeliveryStatus = Literal["pending", "delivered", "dead"]

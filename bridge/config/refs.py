@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-_PATTERN_HEADS = ("job", "item", "watch")
+from bridge.events.vocabulary import pattern_problem
 
 
 def _event_pattern_problem(pattern: Any) -> str | None:
     if not isinstance(pattern, str):
         return None  # the model reports the type
-    if pattern == "*":
-        return None
-    head, _, tail = pattern.partition(".")
-    if head not in _PATTERN_HEADS or not tail:
-        return f"unknown event pattern {pattern!r} (use '*', 'job.*', 'item.failed', ...)"
-    return None
+    return pattern_problem(pattern)
 
 
 def _names(node: Any) -> set[str]:

@@ -1,4 +1,5 @@
-"""The event types the bridge emits (CONTRACT section 4), and which of them end a job or a watch."""
+"""The event vocabulary (CONTRACT section 4): the types, the patterns that select them, and which
+end a job or a watch. The API schema, the config checker and routing all derive from these lists."""
 
 from __future__ import annotations
 
@@ -13,3 +14,18 @@ EVENT_TYPES = (
 
 # Events that end a job or its watch: a summary-mode email is sent for these only.
 SUMMARY_EVENTS = frozenset({*(f"job.{s}" for s in JOB_FINAL), "watch.failed", "watch.expired"})
+
+# What a route or a watch's `events` may name: everything, one family, or one type.
+EVENT_PATTERNS = (
+    "*",
+    *dict.fromkeys(f"{t.split('.')[0]}.*" for t in EVENT_TYPES),
+    *EVENT_TYPES,
+)
+_KNOWN_PATTERNS = frozenset(EVENT_PATTERNS)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` selects no event the bridge emits, or None when it is a known pattern."""
+    if pattern in _KNOWN_PATTERNS:
+        return None
+    return f"unknown event pattern {pattern!r} (use '*', 'job.*', 'item.failed', ...)"

@@ -23,7 +23,10 @@ def _problems_of(body: Any) -> str:
         ({"job_id": "x"}, "job_id: must be a UUID"),
         ({"job_id": 1}, "job_id: must be a string"),
         ({"job_id": JOB, "extra": 1}, "extra: unknown field"),
-        ({"job_id": JOB, "events": ["nope"]}, "events[0]: is not one of the allowed values"),
+        (
+            {"job_id": JOB, "events": ["nope"]},
+            "events[0]: unknown event pattern 'nope' (use '*', 'job.*', 'item.failed', ...)",
+        ),
         ({"job_id": JOB, "metadata": {"k" * 41: "v"}}, "metadata key '" + "k" * 41 + "': "),
         ({"job_id": JOB, "metadata": {"a b": 1}}, "metadata['a b']: must be a string"),
         ({"job_id": JOB, "metadata": {"ok": 1}}, "metadata.ok: must be a string"),
