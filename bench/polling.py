@@ -155,14 +155,14 @@ async def run_poller(
     while warm < len(jobs):  # every job's first poll, which records its first events
         warm += await poller.poll_due()
     lags: list[float] = []
-    claim = store.claim_due_jobs
+    claim = store.jobs.claim_due
 
     async def recording_claim(**kwargs):  # type: ignore[no-untyped-def]
         claims = await claim(**kwargs)
         lags.extend((kwargs["now"] - c.due_at).total_seconds() for c in claims)
         return claims
 
-    store.claim_due_jobs = recording_claim  # type: ignore[method-assign]
+    store.jobs.claim_due = recording_claim  # type: ignore[method-assign]
     cpu0, t0, polls = cpu_seconds(), time.monotonic(), 0
     while time.monotonic() - t0 < seconds:
         done = await poller.poll_due()

@@ -20,11 +20,11 @@ from bridge.api.auth import bearer_token, find_client, unauthorized
 from bridge.api.context import context_of
 from bridge.api.errors import ApiError, api_error_response, error_response
 from bridge.api.ratelimit import retry_after_header
+from bridge.ids import clean_request_id
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
-MAX_REQUEST_ID = 160
 PROTECTED_PREFIX = "/v1"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -38,10 +38,7 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None
 
 def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The caller's X-Request-Id when it is 1..160 printable ASCII characters, else a new one."""
-    given = _header(headers, b"x-request-id")
-    if given and len(given) <= MAX_REQUEST_ID and all(0x20 <= b <= 0x7E for b in given):
-        return given.decode("ascii")
-    return f"req_{secrets.token_hex(12)}"
+    return clean_request_id(_header(headers, b"x-request-id")) or f"req_{secrets.token_hex(12)}"
 
 
 def route_template(scope: Scope) -> str:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import version
 
 import httpx
 
 from bridge.config import Config
+from bridge.outbound import USER_AGENT
 from bridge.polling.upstream import LIMITS, UpstreamClient, make_transport
 
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
-
-
-def user_agent() -> str:
-    """The User-Agent of every outbound request: the bridge and its version."""
-    return f"photo-bridge/{version('photo-bridge')}"
 
 
 def default_transport(kind: str) -> httpx.AsyncBaseTransport:
@@ -52,7 +47,7 @@ class UpstreamPool(dict[str, UpstreamClient]):
                     api_key=account.api_key.get_secret_value(),
                     timeout_s=config.upstream.timeout_s,
                     transport=_Borrowed(self._shared),
-                    user_agent=user_agent(),
+                    user_agent=USER_AGENT,
                 )
                 for name, account in config.upstream.accounts.items()
             }

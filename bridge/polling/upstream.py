@@ -19,6 +19,8 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from bridge.clock import utcnow
+from bridge.ids import clean_request_id
+from bridge.outbound import parse_retry_after
 from bridge.polling.outcomes import (
     ConnectionFailed,
     Malformed,
@@ -32,18 +34,15 @@ from bridge.polling.outcomes import (
     Unauthorized,
 )
 from bridge.polling.parse import parse_job, parse_rate_limit
-from bridge.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024  # a 20-item job is a few KiB; anything near this is not a job
-MAX_REQUEST_ID = 160  # the upstream's limit for X-Request-Id
 # Polls of one account come every ~30 s, so keep idle connections longer than httpx's 5 s default;
 # a connection the server closed meanwhile is detected and dropped by both transports at checkout.
 # One pool serves every account (bridge.polling.pool), up to the poller's 100 polls in flight.
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=55.0)
 
-_PRINTABLE = re.compile(r"[\x20-\x7e]+")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
@@ -95,7 +94,7 @@ class UpstreamClient:
         """GET /product-photo-jobs/{job_id} once and return what happened; never raises for I/O."""
         if job_id in {"", ".", ".."}:
             raise ValueError("job_id must name a job")
-        sent_id = _clean_request_id(request_id) or uuid.uuid4().hex
+        sent_id = clean_request_id(request_id) or uuid.uuid4().hex
         started = time.perf_counter()
         outcome = await self._get(f"product-photo-jobs/{quote(job_id, safe='')}", sent_id)
         if isinstance(outcome, Ok) and outcome.snapshot.id.lower() != job_id.lower():
@@ -144,7 +143,7 @@ class UpstreamClient:
         meta = _Meta(
             rate_limit=parse_rate_limit(response.headers),
             request_id=_body_request_id(data)
-            or _clean_request_id(response.headers.get("X-Request-Id")),
+            or clean_request_id(response.headers.get("X-Request-Id")),
             status_code=status,
         )
         if 200 <= status < 300:
@@ -205,20 +204,13 @@ def _json(body: bytes | None) -> object:
         return None
 
 
-def _clean_request_id(value: object) -> str | None:
-    """`value` when it is a request id safe to send and log (printable, at most 160 chars)."""
-    if isinstance(value, str) and len(value) <= MAX_REQUEST_ID and _PRINTABLE.fullmatch(value):
-        return value
-    return None
-
-
 def _body_request_id(data: object) -> str | None:
     if not isinstance(data, dict):
         return None
     error = data.get("error")
     if isinstance(error, dict) and "request_id" in error:
-        return _clean_request_id(error["request_id"])
-    return _clean_request_id(data.get("request_id"))
+        return clean_request_id(error["request_id"])
+    return clean_request_id(data.get("request_id"))
 
 
 def make_transport(kind: str = "aiohttp") -> httpx.AsyncBaseTransport | None:

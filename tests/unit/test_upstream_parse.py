@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
+from bridge.outbound import parse_retry_after
 from bridge.polling.outcomes import RateLimit
 from bridge.polling.parse import parse_job, parse_rate_limit
-from bridge.retry_after import parse_retry_after
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 

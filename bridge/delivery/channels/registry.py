@@ -7,7 +7,6 @@ be one URL per watch, too many to keep.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -26,6 +25,7 @@ from bridge.delivery.channels import Channel, StateStore
 from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.delivery.urlguard import Resolver
 from bridge.events.routing import WEBHOOK_URL
+from bridge.outbound import USER_AGENT
 
 if TYPE_CHECKING:
     from bridge.rendering import Renderer
@@ -33,13 +33,6 @@ if TYPE_CHECKING:
 
 class DestinationError(Exception):
     """A delivery's destination cannot be built (e.g. a channel no longer in the config)."""
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("photo-bridge")
-    except importlib.metadata.PackageNotFoundError:
-        return "0"
 
 
 class ChannelRegistry:
@@ -61,7 +54,7 @@ class ChannelRegistry:
         self._renderer = renderer
         self._resolve = resolve
         self._now = now
-        self._user_agent = f"photo-bridge/{_version()}"
+        self._user_agent = USER_AGENT
         self._named: dict[str, Channel] = {}
 
     def kind(self, destination: str) -> str:

@@ -15,7 +15,7 @@ from bridge.clock import utcnow
 from bridge.delivery import signing
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.urlguard import IPAddress, Resolver, UnsafeURL, check_url
-from bridge.retry_after import parse_retry_after
+from bridge.outbound import parse_retry_after
 
 log = logging.getLogger(__name__)
 

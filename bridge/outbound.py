@@ -1,14 +1,24 @@
-"""parse_retry_after(value, now): a Retry-After header (seconds or HTTP-date) as seconds to wait.
+"""What every outbound HTTP call shares: `USER_AGENT`, and `parse_retry_after` for the answers.
 
-Both the upstream's 429s and webhook receivers' answers carry it; one reading serves both.
+Polling and delivery both call out (and may not import each other), so the two rules live here once.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("photo-bridge")
+    except importlib.metadata.PackageNotFoundError:
+        return "0"
+
+
+USER_AGENT = f"photo-bridge/{_version()}"  # every request the bridge sends names itself
 _SECONDS = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 
 
