@@ -3,7 +3,8 @@
 The rules (CONTRACT section 5):
 
 - no error (2xx) -> delivered;
-- 410 Gone, or a channel saying the failure is permanent -> dead at once;
+- a failure the channel classified as permanent (`bridge.delivery.failures`: 410 Gone, Slack's
+  dead ends, SMTP 5xx) -> dead at once;
 - anything else (429, 5xx, other 4xx, 3xx, timeouts, connection errors, a bug in a channel) ->
   retried after `schedule[attempts - 1]` seconds; once the schedule is used up -> dead.
 
@@ -24,7 +25,6 @@ from bridge.delivery.channels import SendError
 
 JITTER = 0.1
 MAX_RETRY_AFTER_S = 24 * 3600.0
-GONE = 410
 
 Outcome = Literal["delivered", "pending", "dead"]
 
@@ -47,7 +47,7 @@ def next_step(
     """Decide the delivery's fate after its `attempts`-th attempt; `random()` returns [0, 1)."""
     if error is None:
         return Step("delivered")
-    if error.permanent or error.status_code == GONE:
+    if error.permanent:
         return Step("dead")
     if attempts < 1:
         raise ValueError("attempts counts the attempt just made, so it is at least 1")

@@ -17,7 +17,7 @@ def err(status=None, *, retry_after=None, permanent=False):
         (1, None, Step("delivered")),
         (3, None, Step("delivered")),
         (4, None, Step("delivered")),  # a success after the schedule still counts
-        (1, err(410), Step("dead")),
+        (1, err(410, permanent=True), Step("dead")),
         (1, err(None, permanent=True), Step("dead")),
         (1, err(400, permanent=True), Step("dead")),
         (1, err(500), Step("pending", 5.0)),

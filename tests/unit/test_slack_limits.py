@@ -3,7 +3,8 @@ import asyncio
 import pytest
 
 from bridge.delivery.channels import SendError
-from bridge.delivery.channels.slack import MAX_BLOCKS, Pacer, fit_blocks
+from bridge.delivery.channels.slack_blocks import MAX_BLOCKS, fit_blocks
+from bridge.delivery.channels.slack_pacer import Pacer
 
 
 def section(text):

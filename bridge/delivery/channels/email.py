@@ -23,6 +23,7 @@ import aiosmtplib
 
 from bridge.clock import utcnow
 from bridge.delivery.channels import Message, SendError, SendResult, StateStore
+from bridge.delivery.failures import smtp_reply_is_permanent
 from bridge.events.vocabulary import SUMMARY_EVENTS
 from bridge.rendering import Renderer, TemplateProblem, template_context
 
@@ -214,7 +215,7 @@ class EmailChannel:
             codes = [r.code for r in exc.recipients]
             raise SendError(
                 f"every recipient refused (SMTP {', '.join(map(str, codes))})",
-                permanent=all(code >= 500 for code in codes),
+                permanent=smtp_reply_is_permanent(codes),
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
             what = (
@@ -223,7 +224,8 @@ class EmailChannel:
                 else "refused"
             )
             raise SendError(
-                f"SMTP {what}: {exc.code} {exc.message[:200]}", permanent=exc.code >= 500
+                f"SMTP {what}: {exc.code} {exc.message[:200]}",
+                permanent=smtp_reply_is_permanent([exc.code]),
             ) from None
         except (aiosmtplib.SMTPTimeoutError, TimeoutError):
             raise SendError(f"SMTP timeout after {self._timeout_s:g}s") from None

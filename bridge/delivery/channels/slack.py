@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -22,7 +21,12 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
+from bridge.clock import utcnow
 from bridge.delivery.channels import Message, SendError, SendResult, StateStore
+from bridge.delivery.channels.slack_blocks import MAX_TEXT, fit_blocks
+from bridge.delivery.channels.slack_pacer import Pacer
+from bridge.delivery.failures import http_status_is_permanent, slack_error_is_permanent
+from bridge.outbound import parse_retry_after
 from bridge.rendering import (
     SLACK_BROADCAST_EVENTS,
     Renderer,
@@ -33,35 +37,6 @@ from bridge.rendering import (
 
 log = logging.getLogger(__name__)
 
-# Slack's Block Kit limits (api.slack.com/reference/block-kit): past them chat.postMessage fails.
-MAX_BLOCKS = 50
-MAX_TEXT = 3000
-MAX_FIELD_TEXT = 2000
-MAX_HEADER_TEXT = 150
-MAX_FIELDS = 10
-MAX_CONTEXT_ELEMENTS = 10
-
-# Errors no retry can fix: the token or the channel is wrong until an operator changes something.
-PERMANENT_ERRORS = frozenset(
-    {
-        "account_inactive",
-        "channel_not_found",
-        "ekm_access_denied",
-        "invalid_auth",
-        "is_archived",
-        "missing_scope",
-        "no_permission",
-        "not_allowed_token_type",
-        "not_authed",
-        "not_in_channel",
-        "team_access_not_granted",
-        "token_expired",
-        "token_revoked",
-    }
-)
-
-Sleep = Callable[[float], Awaitable[None]]
-
 
 class SlackSendError(SendError):
     """A failed Slack call; `slack_error` is Slack's error code (e.g. 'ratelimited') when it gave one."""
@@ -69,88 +44,6 @@ class SlackSendError(SendError):
     def __init__(self, message: str, *, slack_error: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.slack_error = slack_error
-
-
-def fit_blocks(blocks: Any) -> list[dict[str, Any]]:
-    """Keep Block Kit inside Slack's limits whatever a template made: 50 blocks, text lengths."""
-    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
-        raise ValueError("a Block Kit template must render a JSON list of objects")
-    fitted = [
-        _fit(block, MAX_HEADER_TEXT if block.get("type") == "header" else MAX_TEXT)
-        for block in blocks
-    ]
-    if len(fitted) > MAX_BLOCKS:
-        left_out = len(fitted) - (MAX_BLOCKS - 1)
-        note = {
-            "type": "mrkdwn",
-            "text": f"…and {left_out} more blocks, left out to fit Slack's limit",
-        }
-        fitted = [*fitted[: MAX_BLOCKS - 1], {"type": "context", "elements": [note]}]
-    return fitted
-
-
-def _fit(value: Any, limit: int) -> Any:
-    """Clip every text object under `value` to `limit` characters (fields to 2,000), recursively."""
-    if isinstance(value, list):
-        return [_fit(v, limit) for v in value]
-    if not isinstance(value, dict):
-        return value
-    out = {}
-    for key, child in value.items():
-        if (
-            key == "text"
-            and isinstance(child, str)
-            and value.get("type") in ("mrkdwn", "plain_text")
-        ):
-            out[key] = clip(child, limit)
-        elif key == "fields" and isinstance(child, list):
-            out[key] = _fit(child[:MAX_FIELDS], min(limit, MAX_FIELD_TEXT))
-        elif key == "elements" and value.get("type") == "context" and isinstance(child, list):
-            out[key] = _fit(child[:MAX_CONTEXT_ELEMENTS], limit)
-        else:
-            out[key] = _fit(child, limit)
-    return out
-
-
-class Pacer:
-    """At most one message per `interval_s` per Slack channel, and none while Slack said to wait."""
-
-    def __init__(
-        self,
-        *,
-        interval_s: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
-    ) -> None:
-        self._interval_s = interval_s
-        self._clock = clock
-        self._sleep = sleep
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._last: dict[str, float] = {}
-        self._held_until: dict[str, float] = {}
-
-    async def wait(self, channel: str) -> None:
-        """Return when `channel` may take the next message; raise SendError while it is held."""
-        async with self._locks.setdefault(channel, asyncio.Lock()):
-            now = self._clock()
-            held_until = self._held_until.get(channel, 0.0)
-            if now < held_until:
-                # Fail fast instead of sleeping through a Retry-After: delivery reschedules.
-                raise SlackSendError(
-                    "Slack asked to wait (ratelimited)",
-                    slack_error="ratelimited",
-                    status_code=429,
-                    retry_after_s=held_until - now,
-                )
-            last = self._last.get(channel)
-            if last is not None and now - last < self._interval_s:
-                await self._sleep(self._interval_s - (now - last))
-            self._last[channel] = self._clock()
-
-    def hold(self, channel: str, seconds: float) -> None:
-        """Send nothing to `channel` for `seconds` (Slack's Retry-After)."""
-        until = self._clock() + seconds
-        self._held_until[channel] = max(until, self._held_until.get(channel, 0.0))
 
 
 class SlackChannel:
@@ -372,10 +265,9 @@ class SlackWebhookChannel:
         raise SendError(
             f"Slack webhook answered HTTP {response.status_code}: {excerpt}",
             status_code=response.status_code,
-            retry_after_s=_seconds(response.headers.get("retry-after")),
+            retry_after_s=_retry_after(response.headers.get("retry-after")),
             response_excerpt=excerpt,
-            # 403 invalid_token/action_prohibited, 404 no_service/channel_not_found, 410 archived
-            permanent=response.status_code in (403, 404, 410),
+            permanent=http_status_is_permanent(response.status_code, service="slack_webhook"),
         )
 
 
@@ -397,7 +289,7 @@ def _api_error(exc: SlackApiError) -> SlackSendError:
     error = str(data.get("error") or "unknown_error")
     headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
     retry_after = (
-        _seconds(headers.get("retry-after"))
+        _retry_after(headers.get("retry-after"))
         if error == "ratelimited" or response.status_code == 429
         else None
     )
@@ -407,14 +299,12 @@ def _api_error(exc: SlackApiError) -> SlackSendError:
         status_code=response.status_code,
         retry_after_s=retry_after,
         response_excerpt=error,
-        permanent=error in PERMANENT_ERRORS,
+        permanent=slack_error_is_permanent(error),
     )
 
 
-def _seconds(value: Any) -> float | None:
-    """A Retry-After in seconds (Slack sends delay-seconds), or None when absent or unusable."""
-    try:
-        seconds = float(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+def _retry_after(value: Any) -> float | None:
+    """Slack's Retry-After (it sends delay-seconds) in seconds, or None when absent or unusable."""
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    return None if value is None else parse_retry_after(str(value), now=utcnow())

@@ -14,6 +14,7 @@ import httpx
 from bridge.clock import utcnow
 from bridge.delivery import signing
 from bridge.delivery.channels import Message, SendError, SendResult
+from bridge.delivery.failures import http_status_is_permanent
 from bridge.delivery.urlguard import IPAddress, Resolver, UnsafeURL, check_url
 from bridge.outbound import parse_retry_after
 
@@ -135,7 +136,7 @@ class WebhookChannel:
             status_code=status,
             retry_after_s=parse_retry_after(response.headers.get("retry-after"), now=self._now()),
             response_excerpt=excerpt,
-            permanent=status == 410,
+            permanent=http_status_is_permanent(status),
         )
 
 

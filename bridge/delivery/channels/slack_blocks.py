@@ -1,0 +1,56 @@
+"""fit_blocks(blocks): keep whatever a template rendered inside Slack's Block Kit limits. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bridge.rendering import clip
+
+# Slack's Block Kit limits (api.slack.com/reference/block-kit): past them chat.postMessage fails.
+MAX_BLOCKS = 50
+MAX_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_FIELDS = 10
+MAX_CONTEXT_ELEMENTS = 10
+
+
+def fit_blocks(blocks: Any) -> list[dict[str, Any]]:
+    """Keep Block Kit inside Slack's limits whatever a template made: 50 blocks, text lengths."""
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise ValueError("a Block Kit template must render a JSON list of objects")
+    fitted = [
+        _fit(block, MAX_HEADER_TEXT if block.get("type") == "header" else MAX_TEXT)
+        for block in blocks
+    ]
+    if len(fitted) > MAX_BLOCKS:
+        left_out = len(fitted) - (MAX_BLOCKS - 1)
+        note = {
+            "type": "mrkdwn",
+            "text": f"…and {left_out} more blocks, left out to fit Slack's limit",
+        }
+        fitted = [*fitted[: MAX_BLOCKS - 1], {"type": "context", "elements": [note]}]
+    return fitted
+
+
+def _fit(value: Any, limit: int) -> Any:
+    """Clip every text object under `value` to `limit` characters (fields to 2,000), recursively."""
+    if isinstance(value, list):
+        return [_fit(v, limit) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, child in value.items():
+        if (
+            key == "text"
+            and isinstance(child, str)
+            and value.get("type") in ("mrkdwn", "plain_text")
+        ):
+            out[key] = clip(child, limit)
+        elif key == "fields" and isinstance(child, list):
+            out[key] = _fit(child[:MAX_FIELDS], min(limit, MAX_FIELD_TEXT))
+        elif key == "elements" and value.get("type") == "context" and isinstance(child, list):
+            out[key] = _fit(child[:MAX_CONTEXT_ELEMENTS], limit)
+        else:
+            out[key] = _fit(child, limit)
+    return out
