@@ -13,12 +13,13 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.ports import free_port
 
 PREFERRED_MAJOR = "15"
 SKIP_REASON = (
@@ -48,12 +49,6 @@ def find_bin_dir() -> Path | None:
         return (major == PREFERRED_MAJOR, int(major) if major.isdigit() else -1)
 
     return max(found, key=rank)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -170,7 +165,7 @@ class Cluster:
         """Start on a free port, retrying when another process grabs the port first."""
         failure = ""
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             options = f"-p {port} -k {self.sockets} {_SERVER_OPTIONS}"
             args = ["-D", str(self.data), "-l", str(self.log), "-w", "-t", str(_COMMAND_TIMEOUT_S)]
             done = self._run("pg_ctl", *args, "-o", options, "start")

@@ -18,8 +18,8 @@ from bridge.events.routing import Router, WatchRoute
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
-from bridge.store.records import WatchRecord
-from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
+from bridge.store.records import EventRecord, WatchRecord
+from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, WatchChange
 
 NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch
@@ -65,7 +65,7 @@ class _Writer:
 
     def __init__(self, ctx: PlanContext, job: JobSnapshot | None) -> None:
         self.ctx, self.job = ctx, job
-        self.events: list[NewEvent] = []
+        self.events: list[EventRecord] = []
         self.deliveries: list[NewDelivery] = []
 
     def add(
@@ -90,7 +90,7 @@ class _Writer:
             timestamp=self.ctx.now,
         )
         self.events.append(
-            NewEvent(event_id, watch.id, sequence, event_type, payload, self.ctx.now)
+            EventRecord(event_id, watch.id, sequence, event_type, payload, self.ctx.now)
         )
         route = WatchRoute(watch.client, watch.account, watch.webhook_url, watch.events)
         for destination in self.ctx.router.destinations(event_type, route):

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bridge.store.records import EventRecord
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -42,18 +44,6 @@ class JobRow(JobUpdate):
 
 
 @dataclass(frozen=True, slots=True)
-class NewEvent:
-    """An event row: its payload is the CONTRACT section 4 event."""
-
-    id: str
-    watch_id: str
-    sequence: int
-    type: str
-    payload: dict[str, Any]
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class NewDelivery:
     """One event's delivery to one destination, pending until sent."""
 
@@ -83,7 +73,7 @@ class JobWrite:
 
     job: JobUpdate | None = None  # None leaves the job's schedule and lease alone
     stop_polling: bool = False  # with job=None: no active watch is left, so stop polling
-    events: list[NewEvent] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
     deliveries: list[NewDelivery] = field(default_factory=list)
     watches: list[WatchChange] = field(default_factory=list)
 

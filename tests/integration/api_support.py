@@ -6,7 +6,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,6 +18,7 @@ from bridge.config import parse_config
 from bridge.devtools.localserver import serving
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events
+from tests.clock import FakeClock
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 TOKENS = {
@@ -53,19 +54,6 @@ async def fake_resolve(host: str, port: int) -> list[str]:
 
 
 @dataclass
-class Clock:
-    """A settable clock for `create_app(now=...)`."""
-
-    at: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
-
-
-@dataclass
 class Api:
     """A running bridge API and an HTTP client for it."""
 
@@ -73,7 +61,7 @@ class Api:
     app: Starlette
     http: httpx.AsyncClient
     store: Store
-    clock: Clock = field(default_factory=Clock)
+    clock: FakeClock = field(default_factory=FakeClock)
 
     def auth(self, client: str = "shop", **headers: str) -> dict[str, str]:
         """Headers with the client's bearer token (extra headers as keyword arguments)."""
@@ -107,7 +95,7 @@ async def running_api(
     `background=False` leaves polling and delivery to the test (and /readyz says so); `store`
     wraps the opened store, to make storage fail on purpose.
     """
-    clock = Clock()
+    clock = FakeClock(NOW)
     config = config_for(storage_url)
     opened = await open_store(config.storage.url)
     used = store(opened) if store else opened

@@ -29,6 +29,7 @@ from starlette.routing import Route
 
 from bridge.devtools.localserver import serving
 from tests.plugins.slack_standin import SlackStandin
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures" / "config"
@@ -419,13 +420,6 @@ def test_demo_runs_end_to_end_and_exits_zero(tmp_path):
     assert list(tmp_path.iterdir()) == []  # SQLite went to a temporary folder, not the cwd
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], *, within_s: float) -> None:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
@@ -439,7 +433,7 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], *, within_s: float)
 
 
 def test_simulator_serves_the_upstream_api_on_the_given_port(tmp_path):
-    port = _free_port()
+    port = free_port()
     key = "aigen_test_cli"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bridge.cli", "simulator", "--port", str(port), "--key", key],

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,9 @@ from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
 from bridge.store.outbox import EXCERPT_CHARS, AttemptResult
 from bridge.store.tables import upstream_jobs, watches
+from tests.clock import FakeClock
 from tests.integration.outbox_rows import add_events, add_watch
+from tests.ports import free_port
 
 Answer = int | tuple[int, dict[str, str]] | str  # a status, a status with headers, or "stall"
 
@@ -88,17 +89,6 @@ class Receiver:
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
         assert isinstance(status, int)
         return PlainTextResponse(f"answer {status}", status_code=status, headers=extra)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.moment = datetime.now(UTC).replace(microsecond=0)
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 def make_config(
@@ -194,7 +184,7 @@ async def make_rig(url: str, *, secrets: int = 1, **config_kw: Any) -> AsyncIter
     app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
     config = make_config(keys, **config_kw)
     store = await open_store(url)
-    clock = FakeClock()
+    clock = FakeClock(datetime.now(UTC).replace(microsecond=0))
     try:
         async with serving(app) as server, httpx.AsyncClient(trust_env=False) as http:
             receiver.url = server.url
@@ -216,12 +206,6 @@ async def make_rig(url: str, *, secrets: int = 1, **config_kw: Any) -> AsyncIter
 async def rig(tmp_path) -> AsyncIterator[Rig]:
     async with make_rig(f"sqlite:///{tmp_path}/bridge.db") as made:
         yield made
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_deliver_due_sends_signed_webhooks_in_order(storage_url):

@@ -2,7 +2,6 @@ import asyncio
 import email
 import email.policy
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -17,6 +16,7 @@ from bridge.delivery.channels import SendError
 from bridge.delivery.channels.email import EmailChannel
 from bridge.rendering import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried
+from tests.ports import free_port
 
 SENDER = "bridge@example.com"
 TO = ["ops@example.com", "catalog@example.com"]
@@ -224,9 +224,7 @@ async def test_email_channel_refused_recipients_are_permanent(smtp_server, rende
 
 
 async def test_email_channel_unreachable_server_is_retryable(renderer):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     channel = make_channel(renderer, port, password="never-shown-pw", username="bridge")
 
     with pytest.raises(SendError) as failure:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
@@ -19,21 +19,10 @@ from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import UpstreamPool
 from bridge.store import Store, open_store
+from tests.clock import FakeClock
 
 KEY = "aigen_test_poller"
 OTHER_KEY = "aigen_test_other"
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.moment = T0
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import sys
 import time
 from collections import defaultdict
@@ -29,6 +28,7 @@ from starlette.routing import Route
 from bridge.delivery.signing import new_secret
 from bridge.devtools.localserver import serving
 from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
+from tests.ports import free_port
 
 KEY = "aigen_test_replicas"
 TOKEN = "replica-test-token"
@@ -73,12 +73,6 @@ class Receiver:
             return Response(status_code=400)
         self.ids.add(request.headers["webhook-id"])
         return Response(status_code=204)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _config(path: Path, *, db: str, upstream: str, secret: str) -> None:
@@ -154,7 +148,7 @@ async def test_replicas_share_work_and_survive_sigkill(pg_url, tmp_path):
     async with serving(recorder) as upstream, serving(hook_app) as hooks:
         config = tmp_path / "config.yaml"
         _config(config, db=pg_url, upstream=upstream.url, secret=secret)
-        port_a, port_b = _free_port(), _free_port()
+        port_a, port_b = free_port(), free_port()
         replica_a = await _start(config, port_a, tmp_path / "a.log")
         replica_b = await _start(config, port_b, tmp_path / "b.log")
         started = time.monotonic()

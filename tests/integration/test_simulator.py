@@ -8,7 +8,7 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -23,27 +23,15 @@ from bridge.devtools.simulator import (
     create_simulator,
     settings_from_args,
 )
+from tests.clock import T0, FakeClock
 
 KEY = "aigen_test_simulator"
 OTHER = "aigen_live_other"
-START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+START = T0
 JOB_STATUSES = {"queued", "processing", "completed", "partially_completed", "failed", "cancelled"}
 ITEM_STATUSES = {"queued", "processing", "completed", "failed", "cancelled"}
 # Loading the CA bundle for each client costs ~0.3 s; these clients only speak plain HTTP.
 PLAIN_HTTP = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-@dataclass
-class FakeClock:
-    """A clock the test moves by hand."""
-
-    moment: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 @dataclass

@@ -1,6 +1,5 @@
 import asyncio
 import json
-import socket
 
 import httpx
 import pytest
@@ -12,6 +11,7 @@ from bridge.devtools.localserver import serving
 from bridge.rendering import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried
 from tests.plugins.slack_standin import SlackStandin
+from tests.ports import free_port
 
 PUBLIC_URL = "https://bridge.example.com"
 
@@ -246,9 +246,7 @@ async def test_slack_channel_posts_again_when_its_message_was_deleted(slack, ren
 
 
 async def test_slack_channel_unreachable_is_a_retryable_error(renderer):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     channel = SlackChannel(
         name="catalog-slack",
         token="xoxb-secret-token",

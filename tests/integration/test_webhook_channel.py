@@ -1,6 +1,5 @@
 import asyncio
 import json
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +17,7 @@ from bridge.delivery import signing
 from bridge.delivery.channels import Channel, Message, SendError
 from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.devtools.localserver import serving
+from tests.ports import free_port
 
 USER_AGENT = "photo-bridge/test"
 PAYLOAD = {
@@ -250,9 +250,7 @@ async def test_webhook_send_times_out(receiver, client):
 
 
 async def test_webhook_send_reports_connection_error(client):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # closed again before the send: nobody listens
+    port = free_port()  # nobody listens there
     channel = WebhookChannel(
         url=f"http://127.0.0.1:{port}/hook",
         secrets=[signing.new_secret()],
