@@ -28,6 +28,12 @@ class _Scratch:
     async def put_state(self, key: str, value: dict[str, Any]) -> None:
         self._values[key] = value
 
+    async def claim_state(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
+        held = self._values.get(key)
+        if held is None:
+            self._values[key] = value
+        return held
+
 
 async def send_test(config: Config, name: str) -> int:
     """Send a sample event to channel `name`; print the outcome; return the exit code."""

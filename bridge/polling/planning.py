@@ -12,9 +12,10 @@ from datetime import datetime, timedelta
 from random import Random
 
 from bridge.config import PollingConfig
+from bridge.events.change_key import change_key
 from bridge.events.diff import Change, carry_over, diff
 from bridge.events.payloads import WatchRef, event_payload
-from bridge.events.routing import Router, WatchRoute
+from bridge.events.routing import WEBHOOK_URL, Router, WatchRoute
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
@@ -25,8 +26,12 @@ NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch
 NOT_FOUND_RETRY_S = 15.0
 STRETCH = 1.5  # an unchanged job is polled 1.5 times less often each time, up to max_interval_s
-JITTER = 0.1
-MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway  # intervals vary by ±10% so jobs registered together drift apart
+JITTER = 0.1  # intervals vary by ±10% so jobs registered together drift apart
+# A job stream's positions: the poll's time in ms, then a rank within the poll (item order, then
+# the job's event, then a watch's end). Polls of one job never share a millisecond: one lease at a time.
+POSITIONS_PER_POLL = 1000
+JOB_RANK = POSITIONS_PER_POLL - 2
+MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway
 
 ERRORS = {
     "invalid_api_key": "the upstream rejected the account's API key (HTTP 401)",
@@ -61,12 +66,21 @@ def _jittered(seconds: float, ctx: PlanContext) -> datetime:
 
 
 class _Writer:
-    """Accumulates one job's events, deliveries and watch changes with gap-free sequences."""
+    """Accumulates one job's events, deliveries and watch changes with gap-free sequences.
+
+    Watches are given oldest first, so a configured channel gets the oldest matching watch's event
+    for each change of the job, and only that one (CONTRACT section 6); a watch's own webhook gets
+    every event of that watch.
+    """
 
     def __init__(self, ctx: PlanContext, job: JobSnapshot | None) -> None:
         self.ctx, self.job = ctx, job
         self.events: list[EventRecord] = []
         self.deliveries: list[NewDelivery] = []
+        self._told: set[tuple[str, str]] = set()  # (channel, change key) given a delivery
+        self._base = int(ctx.now.timestamp() * 1000) * POSITIONS_PER_POLL
+        items = job.items if job is not None else ()
+        self._rank = {item.id: index for index, item in enumerate(items)}
 
     def add(
         self,
@@ -94,11 +108,49 @@ class _Writer:
         )
         route = WatchRoute(watch.client, watch.account, watch.webhook_url, watch.events)
         for destination in self.ctx.router.destinations(event_type, route):
+            if destination == WEBHOOK_URL:
+                stream, position, key = f"watch:{watch.id}", sequence, None
+            else:
+                key = self._key(watch, event_type, change)
+                if (destination, key) in self._told:
+                    continue
+                self._told.add((destination, key))
+                stream = f"job:{watch.account}/{watch.job_id}"
+                position = self._position(event_type, change)
             self.deliveries.append(
                 NewDelivery(
-                    self.ctx.new_id("dlv"), event_id, watch.id, sequence, destination, self.ctx.now
+                    self.ctx.new_id("dlv"),
+                    event_id,
+                    watch.id,
+                    sequence,
+                    destination,
+                    self.ctx.now,
+                    stream=stream,
+                    position=position,
+                    change_key=key,
                 )
             )
+
+    def _key(self, watch: WatchRecord, event_type: str, change: Change | None) -> str:
+        return change_key(
+            account=watch.account,
+            job_id=watch.job_id,
+            event_type=event_type,
+            item=change.item if change else None,
+            job_status=self.job.status if self.job is not None else None,
+        )
+
+    def _position(self, event_type: str, change: Change | None) -> int:
+        """Where a change goes in its job's stream: after earlier polls; item order, job, watch."""
+        if change is not None and change.item is not None:
+            rank = min(self._rank.get(change.item.id, 0), JOB_RANK - 1)
+        else:
+            rank = JOB_RANK if event_type.startswith("job.") else JOB_RANK + 1
+        return self._base + rank
+
+
+def _oldest_first(watches: list[WatchRecord]) -> list[WatchRecord]:
+    return sorted(watches, key=lambda w: (w.created_at, w.id))
 
 
 def _job_update(job: JobRow, **changes: object) -> JobUpdate:
@@ -120,7 +172,7 @@ def plan_end(
     writer = _Writer(ctx, snapshot)
     changes = []
     status = "expired" if reason == "watch_expired" else "failed"
-    for w in watches:
+    for w in _oldest_first(watches):
         if only_expired and w.expires_at > ctx.now:
             continue
         writer.add(w, w.last_sequence + 1, f"watch.{status}", error_code=reason)
@@ -190,7 +242,7 @@ def _plan_snapshot(
     since_last = diff(old, new)
     writer = _Writer(ctx, new)
     changes = []
-    for w in watches:
+    for w in _oldest_first(watches):
         # A watch's first poll is compared with an empty job, so a late watch learns everything.
         found = since_last if w.first_polled_at is not None else diff(None, new)
         for offset, change in enumerate(found, start=1):

@@ -34,3 +34,21 @@ class ChannelState(Repository):
         )
         async with self.engine.begin() as conn:
             await conn.execute(stmt)
+
+    async def claim_state(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
+        """Store `value` unless `key` holds something; None when stored, else the value held.
+
+        The primary key decides between replicas: an INSERT ... ON CONFLICT DO NOTHING either
+        inserts or sees the winner's row, read back in the same transaction.
+        """
+        stmt = (
+            insert_for(self.dialect, channel_state)
+            .values(key=key, value=value, updated_at=datetime.now(UTC))
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        held = select(channel_state.c.value).where(channel_state.c.key == key)
+        async with self.engine.begin() as conn:
+            if (await conn.execute(stmt)).rowcount:
+                return None
+            row = (await conn.execute(held)).first()
+        return dict(row[0]) if row else None

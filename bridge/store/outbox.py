@@ -103,13 +103,17 @@ _CLAIM_JOIN = (
         ),
     )
 )
-# Event N+1 of a watch waits while event N to the same destination is still pending.
+# A delivery waits while an earlier one of its stream to the same destination is still pending:
+# event N+1 of a watch after event N; a job's next change to a channel after the last one.
 _WAITS_FOR_EARLIER = exists().where(
-    _EARLIER.c.watch_id == D.c.watch_id,
+    _EARLIER.c.stream == D.c.stream,
     _EARLIER.c.destination == D.c.destination,
     _EARLIER.c.status == "pending",
-    _EARLIER.c.sequence < D.c.sequence,
+    _EARLIER.c.position < D.c.position,
 )
+# Nothing more goes to a cancelled watch's own webhook; a configured channel (a delivery with a
+# change key) is about the job, and still hears the changes observed before the cancel.
+_STILL_WANTED = or_(D.c.change_key.is_not(None), watches.c.status != "cancelled")
 
 
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
@@ -136,7 +140,7 @@ class Outbox(Repository):
                 D.c.status == "pending",
                 D.c.next_attempt_at <= now,
                 lease_free,
-                watches.c.status != "cancelled",
+                _STILL_WANTED,
                 ~_WAITS_FOR_EARLIER,
             )
             .order_by(D.c.next_attempt_at, D.c.id)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bridge.store.records import WatchRecord
 from bridge.store.rows import JobRow, JobWrite
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
+from bridge.store.upsert import insert_for
 from bridge.store.watches import watch_record
 
 J = upstream_jobs
@@ -94,4 +95,9 @@ async def write_plans(
     if event_rows:
         await conn.execute(events.insert(), event_rows)
     if delivery_rows:
-        await conn.execute(deliveries.insert(), delivery_rows)
+        # A channel that already heard of a change (from an earlier poll of an older watch, or from
+        # another replica) keeps its one delivery: the unique (destination, change_key) decides.
+        insert = insert_for(conn.dialect.name, deliveries).on_conflict_do_nothing(
+            index_elements=["destination", "change_key"]
+        )
+        await conn.execute(insert, delivery_rows)

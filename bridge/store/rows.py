@@ -45,7 +45,12 @@ class JobRow(JobUpdate):
 
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
-    """One event's delivery to one destination, pending until sent."""
+    """One event's delivery to one destination, pending until sent.
+
+    Deliveries of one `stream` to one destination go out in `position` order. A watch's own webhook
+    is the stream `watch:<id>` ordered by sequence; a configured channel hears a job's changes as the
+    stream `job:<account>/<job id>`, once per `change_key` (None for a watch's own webhook).
+    """
 
     id: str
     event_id: str
@@ -53,6 +58,9 @@ class NewDelivery:
     sequence: int
     destination: str
     next_attempt_at: datetime
+    stream: str
+    position: int
+    change_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,8 +148,15 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
+    # The order deliveries go out in (see bridge.store.rows.NewDelivery), and for a configured
+    # channel the change it tells, which it hears once however many watches saw it.
+    Column("stream", String(300), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("change_key", String(64)),
     UniqueConstraint("event_id", "destination", name="uq_deliveries_event_destination"),
+    UniqueConstraint("destination", "change_key", name="uq_deliveries_destination_change"),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_stream", "stream", "destination", "position"),
     Index("ix_deliveries_order", "watch_id", "destination", "sequence"),
 )
 

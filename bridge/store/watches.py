@@ -215,15 +215,21 @@ class Watches(Repository):
             )
             if result.rowcount and watch is not None:
                 # Lock the pending deliveries in id order, as record_attempts updates them.
+                # Only the watch's own webhook: configured channels are about the job.
+                own_pending = (
+                    deliveries.c.watch_id == watch_id,
+                    deliveries.c.status == "pending",
+                    deliveries.c.change_key.is_(None),
+                )
                 await conn.execute(
                     select(deliveries.c.id)
-                    .where(deliveries.c.watch_id == watch_id, deliveries.c.status == "pending")
+                    .where(*own_pending)
                     .order_by(deliveries.c.id)
                     .with_for_update()
                 )
                 await conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.watch_id == watch_id, deliveries.c.status == "pending")
+                    .where(*own_pending)
                     .values(status="dead", last_error="watch cancelled", updated_at=now)
                 )
                 await self._stop_if_unwatched(conn, account=watch.account, job_id=watch.job_id)

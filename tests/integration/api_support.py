@@ -149,6 +149,8 @@ async def seed_event(
                     event_id=event_id,
                     watch_id=watch_id,
                     sequence=sequence,
+                    stream=f"watch:{watch_id}",
+                    position=sequence,
                     destination=name,
                     status=status,
                     attempts=8 if status == "dead" else 1,

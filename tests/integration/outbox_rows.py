@@ -73,6 +73,8 @@ async def add_events(
                 "event_id": event_id,
                 "watch_id": watch.id,
                 "sequence": sequence,
+                "stream": f"watch:{watch.id}",
+                "position": sequence,
                 "destination": destination,
                 "status": "pending",
                 "attempts": 0,

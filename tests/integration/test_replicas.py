@@ -28,6 +28,7 @@ from starlette.routing import Route
 from bridge.delivery.signing import new_secret
 from bridge.devtools.localserver import serving
 from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
+from tests.plugins.slack_standin import SlackStandin
 from tests.ports import free_port
 
 KEY = "aigen_test_replicas"
@@ -75,7 +76,9 @@ class Receiver:
         return Response(status_code=204)
 
 
-def _config(path: Path, *, db: str, upstream: str, secret: str) -> None:
+def _config(
+    path: Path, *, db: str, upstream: str, secret: str, more_clients: str = "", extra: str = ""
+) -> None:
     path.write_text(
         f"""
 server: {{host: 127.0.0.1, port: "${{PORT}}"}}
@@ -88,8 +91,10 @@ upstream:
 polling: {{queued_interval_s: 1, processing_interval_s: 1, max_interval_s: 2, watch_ttl_h: 1}}
 clients:
   shop: {{token: {TOKEN}, accounts: [main], webhook_secrets: ["{secret}"]}}
+{more_clients}
 delivery: {{timeout_s: 2, retry_schedule_s: [0.5, 1, 2, 4], allowed_hosts: ["127.0.0.1"]}}
 """
+        + extra
     )
 
 
@@ -208,3 +213,86 @@ async def test_replicas_share_work_and_survive_sigkill(pg_url, tmp_path):
         all_ids |= {e["data"]["event_id"] for e in watch_events}
     assert receiver.bad == 0
     assert receiver.ids == all_ids  # every event delivered (at least once), none invented
+
+
+OTHER_CLIENT = f"  other: {{token: other-{TOKEN}, accounts: [main]}}"
+SLACK_ROUTE = """
+channels:
+  catalog-slack: {{type: slack, token: xoxb-standin-token, channel: C0123456, base_url: "{url}"}}
+routes:
+  - {{events: ["*"], accounts: [main], channels: [catalog-slack]}}
+"""
+
+
+async def test_replicas_post_one_slack_message_per_job(pg_url, tmp_path):
+    """Two replicas, two clients watching each job: one top-level Slack message per job."""
+    slack = SlackStandin()
+    sim = create_simulator(
+        SimulatorSettings(
+            keys={KEY: KeyLimits(polls_per_hour=POLLS_PER_HOUR, max_active_jobs=JOBS)},
+            queue_delay_s=1.0,
+            seconds_per_item=1.0,
+            failure_rate=0.3,
+            seed=7,
+        )
+    )
+    async with serving(sim) as upstream, serving(slack.app) as slack_server:
+        slack.url = slack_server.url
+        config = tmp_path / "config.yaml"
+        _config(
+            config,
+            db=pg_url,
+            upstream=upstream.url,
+            secret=new_secret(),
+            more_clients=OTHER_CLIENT,
+            extra=SLACK_ROUTE.format(url=slack.api_url),
+        )
+        ports = free_port(), free_port()
+        replicas = [await _start(config, p, tmp_path / f"{p}.log") for p in ports]
+        try:
+            watches: dict[str, list[str]] = {TOKEN: [], f"other-{TOKEN}": []}
+            job_ids = [sim.state.simulator.create_job(KEY, total_items=ITEMS) for _ in range(JOBS)]
+            for token, port in zip(watches, ports, strict=True):
+                auth = {"Authorization": f"Bearer {token}"}
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", headers=auth
+                ) as api:
+                    for job_id in job_ids:
+                        response = await api.post("/v1/watches", json={"job_id": job_id})
+                        assert response.status_code == 201, response.text
+                        watches[token].append(response.json()["watch"]["id"])
+            for token, port in zip(watches, ports, strict=True):
+                auth = {"Authorization": f"Bearer {token}"}
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", headers=auth
+                ) as api:
+                    await _wait_all_done(api, watches[token], within_s=90)
+            await _slack_settled(slack, within_s=30)
+        finally:
+            for proc in replicas:
+                proc.send_signal(signal.SIGTERM)
+            for proc in replicas:
+                assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+    failed = sum(
+        1
+        for job_id in job_ids
+        for item in sim.state.simulator.peek(job_id)["items"]
+        if item["status"] == "failed"
+    )
+    top = slack.top_level()
+    assert len(top) == JOBS
+    replies = [r for m in top for r in slack.replies(m.ts) if not r.reply_broadcast]
+    assert len(replies) == failed
+
+
+async def _slack_settled(slack: SlackStandin, *, within_s: float) -> None:
+    """Wait until Slack saw no new call for a second (the last edits land after the watch ends)."""
+    deadline = time.monotonic() + within_s
+    seen = -1
+    while time.monotonic() < deadline:
+        if len(slack.calls) == seen:
+            return
+        seen = len(slack.calls)
+        await asyncio.sleep(1.0)
+    raise AssertionError("Slack kept receiving calls")

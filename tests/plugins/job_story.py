@@ -27,6 +27,12 @@ class MemoryState:
     async def put_state(self, key: str, value: dict[str, Any]) -> None:
         self.values[key] = copy.deepcopy(value)
 
+    async def claim_state(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
+        if key in self.values:
+            return copy.deepcopy(self.values[key])
+        self.values[key] = copy.deepcopy(value)
+        return None
+
 
 def job_story(
     *,

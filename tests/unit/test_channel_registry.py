@@ -30,6 +30,9 @@ class State:
     async def put_state(self, key, value):
         return None
 
+    async def claim_state(self, key, value):
+        return None
+
 
 def make_config(**clients):
     return Config.model_validate(

@@ -68,3 +68,11 @@ class StateStore(Protocol):
     async def get_state(self, key: str) -> dict[str, Any] | None: ...
 
     async def put_state(self, key: str, value: dict[str, Any]) -> None: ...
+
+    async def claim_state(self, key: str, value: dict[str, Any]) -> dict[str, Any] | None:
+        """Store `value` only if `key` holds nothing; None when stored, else what `key` holds.
+
+        A compare-and-set every replica sees: of two sends racing to open a job's Slack message or
+        email thread, one wins.
+        """
+        ...

@@ -187,13 +187,10 @@ class EmailChannel:
         if self._state is None:
             return self._mode == "summary" or data.get("sequence") == 1
         try:
-            stored = await self._state.get_state(key)
-            if stored is None:
-                await self._state.put_state(key, {"root_event_id": message.event_id})
-                return True
+            held = await self._state.claim_state(key, {"root_event_id": message.event_id})
         except Exception as exc:  # the store is the database: any failure is worth a retry
             raise SendError(f"channel state unavailable: {type(exc).__name__}") from None
-        return bool(stored.get("root_event_id") == message.event_id)
+        return held is None or held.get("root_event_id") == message.event_id
 
     async def _deliver(self, mail: EmailMessage) -> str:
         """One SMTP session; returns the server's answer to DATA."""

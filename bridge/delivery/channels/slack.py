@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -36,6 +37,10 @@ from bridge.rendering import (
 )
 
 log = logging.getLogger(__name__)
+
+# A claim to post a job's first message older than this belongs to a sender that died: the send
+# timeout is seconds, so nobody still holding it could be about to post.
+STALE_CLAIM_S = 600.0
 
 
 class SlackSendError(SendError):
@@ -92,7 +97,7 @@ class SlackChannel:
         # Two watches on one job share its message: one send at a time per job in this process.
         lock = self._job_locks.setdefault(key, asyncio.Lock())
         async with lock:
-            state = await self._show(key, await self._load(key), main)
+            state = await self._show(key, await self._load(key), main, message)
             if message.event_type == "item.failed":
                 await self._reply_failed_item(key, state, context)
             if message.event_type in SLACK_BROADCAST_EVENTS:
@@ -106,10 +111,16 @@ class SlackChannel:
         )
 
     async def _show(
-        self, key: str, state: dict[str, Any], main: tuple[list[dict[str, Any]], str]
+        self,
+        key: str,
+        state: dict[str, Any],
+        main: tuple[list[dict[str, Any]], str],
+        message: Message,
     ) -> dict[str, Any]:
         """Edit the job's message, or post it when there is none (or someone deleted it)."""
         blocks, text = main
+        if not state.get("ts"):
+            state = await self._claim_first_post(key, state, message)
         if state.get("ts"):
             try:
                 await self._call(
@@ -140,6 +151,29 @@ class SlackChannel:
         }
         await self._save(key, state)
         return state
+
+    async def _claim_first_post(
+        self, key: str, state: dict[str, Any], message: Message
+    ) -> dict[str, Any]:
+        """Win the right to post the job's first message, or learn the message another send posted.
+
+        The claim is a row only one writer can insert (every replica shares it), naming this
+        delivery: its own retry may post again, anyone else waits until the winner's `ts` is stored,
+        or until the claim is so old that its sender must be gone.
+        """
+        mine = {"posting": message.delivery_id, "since": time.time()}
+        try:
+            held = await self._state.claim_state(key, mine)
+        except Exception as exc:  # the store is the database: any failure is worth a retry
+            raise SendError(f"channel state unavailable: {type(exc).__name__}") from None
+        if held is None or held.get("posting") == message.delivery_id:
+            return state
+        if held.get("ts"):
+            return {**state, **(await self._load(key))}
+        if time.time() - float(held.get("since") or 0) > STALE_CLAIM_S:
+            await self._save(key, mine)
+            return state
+        raise SendError("another send is posting this job's first message; trying again later")
 
     async def _reply_failed_item(
         self, key: str, state: dict[str, Any], context: dict[str, Any]
