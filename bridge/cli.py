@@ -1,4 +1,4 @@
-"""photo-bridge serve | check-config | demo | simulator | send-test: the console script."""
+"""photo-bridge serve | check-config | demo | dev | simulator | send-test: the console script."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from bridge.config import Config, ConfigError, config_path, load_config
@@ -96,6 +97,14 @@ def _demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(items=args.items, seconds_per_item=args.seconds_per_item))
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from bridge.devtools.dev import run_dev
+    from bridge.ops.logs import configure_logging
+
+    configure_logging(os.environ.get("BRIDGE_LOG_LEVEL", "INFO"))
+    return asyncio.run(run_dev(port=args.port, sim_port=args.sim_port, db=args.db))
+
+
 def _simulator(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -136,6 +145,15 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--items", type=int, default=20, choices=range(1, 21), metavar="1..20")
     demo.add_argument("--seconds-per-item", type=float, default=0.4)
     demo.set_defaults(func=_demo)
+    dev = sub.add_parser(
+        "dev", help="run the simulator and the bridge on 127.0.0.1 with fresh secrets"
+    )
+    dev.add_argument("--port", type=int, default=8080, help="the bridge's port (0: any free one)")
+    dev.add_argument("--sim-port", type=int, default=8090, help="the simulator's port")
+    dev.add_argument(
+        "--db", type=Path, help="SQLite file kept between runs (default: a temporary one)"
+    )
+    dev.set_defaults(func=_dev)
     simulator = sub.add_parser("simulator", help="serve a stand-in of the AI Gen Studio API")
     add_arguments(simulator)
     simulator.set_defaults(func=_simulator)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from bridge.config import (
     DEFAULT_RETRY_SCHEDULE_S,
@@ -144,12 +144,53 @@ def test_parse_config_reads_variables_from_the_process_by_default(monkeypatch):
     assert config.server.public_url == "https://bridge.example.com"
 
 
-def test_load_config_committed_file_loads_with_empty_environment():
-    config = load_config(REPO_CONFIG, env={})
-    assert config.upstream.base_url == "http://127.0.0.1:8090"
+COMMITTED_ENV = {
+    "AIGEN_API_KEY": "aigen_live_COMMITTED_TOPSECRET",
+    "SHOP_TOKEN": "shop-token-COMMITTED-TOPSECRET",
+    "SHOP_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+}
+
+
+def _secret_paths(node: object, path: str = "") -> list[str]:
+    """The YAML path of every SecretStr anywhere in a config."""
+    if isinstance(node, SecretStr):
+        return [path]
+    items: list[tuple[str, object]] = []
+    if isinstance(node, BaseModel):
+        items = [(f"{path}.{name}", getattr(node, name)) for name in type(node).model_fields]
+    elif isinstance(node, dict):
+        items = [(f"{path}.{key}", value) for key, value in node.items()]
+    elif isinstance(node, list):
+        items = [(f"{path}[{i}]", value) for i, value in enumerate(node)]
+    return [found for sub, value in items for found in _secret_paths(value, sub.lstrip("."))]
+
+
+def test_load_config_committed_file_loads_with_its_variables_set():
+    config = load_config(REPO_CONFIG, env=COMMITTED_ENV)
+    assert config.upstream.base_url == "https://aigenstudio.app/api/v1"
     assert set(config.upstream.accounts) == {"main"}
     assert set(config.clients) == {"shop"}
     assert config.clients["shop"].accounts == ["main"]
+    assert config.delivery.allowed_hosts == []
+
+
+def test_load_config_committed_file_has_no_default_for_any_secret():
+    secrets = _secret_paths(load_config(REPO_CONFIG, env=COMMITTED_ENV))
+    assert "clients.shop.webhook_secrets[0]" in secrets  # the walk reaches every kind of secret
+    with pytest.raises(ConfigError) as caught:
+        load_config(REPO_CONFIG, env={})
+    unset = {line.split(": ", 1)[0] for line in caught.value.problems if "is not set" in line}
+    assert set(secrets) <= unset
+
+
+def test_load_config_committed_file_names_every_missing_secret_at_once():
+    with pytest.raises(ConfigError) as caught:
+        load_config(REPO_CONFIG, env={})
+    assert caught.value.problems == [
+        "upstream.accounts.main.api_key: environment variable AIGEN_API_KEY is not set",
+        "clients.shop.token: environment variable SHOP_TOKEN is not set",
+        "clients.shop.webhook_secrets[0]: environment variable SHOP_WEBHOOK_SECRET is not set",
+    ]
 
 
 def test_config_defaults_match_the_contract():
