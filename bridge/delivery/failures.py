@@ -9,6 +9,9 @@ of CONTRACT sections 5 and 6 live once. Pure: no I/O.
 - Slack's Web API: the errors no retry can fix until an operator changes the token or the channel.
 - SMTP: a 5xx reply is permanent, a 4xx one transient; refused recipients are permanent only when
   every one of them was refused with a 5xx.
+
+The bridge's own dead ends are permanent too, raised where they are found: a template that fails to
+render for this event, and a destination the config no longer has (CONTRACT section 6).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SLACK_PERMANENT_ERRORS = frozenset(
         "invalid_auth",
         "is_archived",
         "missing_scope",
+        "msg_too_long",
         "no_permission",
         "not_allowed_token_type",
         "not_authed",

@@ -370,3 +370,18 @@ async def test_email_channel_send_finishes_within_its_timeout(renderer):
 
     assert "timeout" in str(failure.value).lower()
     assert time.monotonic() - started < 3
+
+
+async def test_email_channel_template_failure_is_permanent(smtp_server, tmp_path):
+    inbox, port = smtp_server()
+    override = tmp_path / "email" / "summary.txt.j2"
+    override.parent.mkdir()
+    override.write_text("{{ data.metadata.ticket }}")
+    channel = make_channel(Renderer(override_dir=tmp_path), port)
+
+    with pytest.raises(SendError) as failure:
+        await channel.send(job_story(items=1)[-1])
+
+    assert "template problem" in str(failure.value)
+    assert failure.value.permanent  # the same event renders the same way on every retry
+    assert inbox.received == []

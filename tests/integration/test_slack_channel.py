@@ -374,7 +374,18 @@ async def test_slack_channel_fits_an_oversized_override_inside_slack_limits(slac
     assert max(len(t) for t in all_texts(posted.blocks)) == 3000
 
 
-async def test_slack_channel_template_failure_is_a_send_error(slack, tmp_path):
+async def test_slack_channel_message_too_long_is_permanent(slack, renderer):
+    channel = make_channel(slack, renderer, MemoryState())
+    slack.fail_next("msg_too_long")
+
+    with pytest.raises(SendError) as failure:
+        await channel.send(job_story(items=1)[0])
+
+    assert failure.value.permanent
+    assert "msg_too_long" in str(failure.value)
+
+
+async def test_slack_channel_template_failure_is_permanent(slack, tmp_path):
     override = tmp_path / "slack" / "message.txt.j2"
     override.parent.mkdir()
     override.write_text("{{ data.metadata.ticket }}")
@@ -385,4 +396,5 @@ async def test_slack_channel_template_failure_is_a_send_error(slack, tmp_path):
 
     assert "'dict object' has no attribute 'ticket'" in str(failure.value)
     assert str(override) in str(failure.value)
+    assert failure.value.permanent  # the same event renders the same way on every retry
     assert slack.calls == []

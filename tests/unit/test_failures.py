@@ -39,6 +39,7 @@ def test_failures_http_status_by_service(status, service, permanent):
         ("channel_not_found", True),
         ("not_in_channel", True),
         ("is_archived", True),
+        ("msg_too_long", True),
         ("ratelimited", False),
         ("internal_error", False),
         ("fatal_error", False),

@@ -147,7 +147,7 @@ class EmailChannel:
             text = self._renderer.render(f"email/{kind}.txt.j2", context)
             html = self._renderer.render(f"email/{kind}.html.j2", context)
         except TemplateProblem as exc:
-            raise SendError(f"template problem: {exc}") from None
+            raise SendError(f"template problem: {exc}", permanent=True) from None
         root = root_message_id(channel=self._name, job_id=job_id, domain=self._domain)
         key = f"email:{self._name}:{data.get('account')}:{job_id}"
         async with self._job_locks.setdefault(key, asyncio.Lock()):

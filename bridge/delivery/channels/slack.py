@@ -312,7 +312,7 @@ def _render_pair(
         blocks = fit_blocks(renderer.render_json(f"{base}.json.j2", context))
         text = clip(renderer.render(f"{base}.txt.j2", context).strip(), MAX_TEXT)
     except (TemplateProblem, ValueError) as exc:
-        raise SendError(f"template problem: {exc}") from None
+        raise SendError(f"template problem: {exc}", permanent=True) from None
     return blocks, text
 
 
