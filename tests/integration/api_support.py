@@ -24,6 +24,7 @@ TOKENS = {
     "shop": "shop-token-0001",
     "studio": "studio-token-0002",
     "bare": "bare-token-0003",
+    "ops": "ops-token-0004-operator",  # an operator, not a client
 }
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 CONFIG = """
@@ -36,6 +37,11 @@ clients:
   shop: {{token: {shop}, accounts: [main], webhook_secrets: ["{whsec}"]}}
   studio: {{token: {studio}, accounts: [main, second], webhook_secrets: ["{whsec}"]}}
   bare: {{token: {bare}, accounts: [main]}}
+operators:
+  ops: {{token: {ops}}}
+channels:
+  ops-hook: {{type: webhook, url: "https://hooks.example.com/ops", secret: "{whsec}"}}
+  catalog-slack: {{type: slack, token: xoxb-api-support, channel: C0123456}}
 delivery: {{allowed_hosts: ["127.0.0.1:9000"]}}
 """
 DNS = {
@@ -76,7 +82,7 @@ class Api:
     clock: Clock = field(default_factory=Clock)
 
     def auth(self, client: str = "shop", **headers: str) -> dict[str, str]:
-        """Headers with the client's bearer token (extra headers as keyword arguments)."""
+        """Headers with the client's (or the operator "ops"'s) bearer token, and extra headers."""
         return {"Authorization": f"Bearer {TOKENS[client]}", **headers}
 
     async def create(
