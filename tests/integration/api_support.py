@@ -16,6 +16,7 @@ from bridge.api.ratelimit import RateLimiter
 from bridge.app import create_app
 from bridge.config import parse_config
 from bridge.devtools.localserver import serving
+from bridge.ids import new_id
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events
 
@@ -136,19 +137,25 @@ async def running_api(
 
 
 async def seed_event(
-    store: Store, *, watch_id: str, sequence: int, destinations: dict[str, str]
+    store: Store,
+    *,
+    watch_id: str,
+    sequence: int,
+    destinations: dict[str, str],
+    at: datetime = NOW,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Store one event of the watch and a delivery per destination with the given status.
+    """Store one event of the watch, made `at`, and a delivery per destination with the given
+    status; ids sort by when they were made, as the bridge's do.
 
     Returns the event payload and {destination: delivery id}.
     """
-    event_id = f"evt_{uuid.uuid4().hex}"
+    event_id = new_id("evt")
     payload = {
         "type": "job.processing",
         "timestamp": "2026-11-28T12:00:00Z",
         "data": {"event_id": event_id, "watch_id": watch_id, "sequence": sequence},
     }
-    ids = {name: f"dlv_{uuid.uuid4().hex}" for name in destinations}
+    ids = {name: new_id("dlv") for name in destinations}
     async with store.db.engine.begin() as conn:
         await conn.execute(
             events.insert().values(
@@ -157,7 +164,7 @@ async def seed_event(
                 sequence=sequence,
                 type=payload["type"],
                 payload=payload,
-                created_at=NOW,
+                created_at=at,
             )
         )
         for name, status in destinations.items():
@@ -170,14 +177,14 @@ async def seed_event(
                     destination=name,
                     status=status,
                     attempts=8 if status == "dead" else 1,
-                    next_attempt_at=None if status != "pending" else NOW,
+                    next_attempt_at=None if status != "pending" else at,
                     last_status_code=500 if status == "dead" else 200,
                     last_error="HTTP 500" if status == "dead" else None,
                     lease_owner="worker-1" if status == "dead" else None,
-                    lease_expires_at=NOW if status == "dead" else None,
-                    created_at=NOW,
-                    updated_at=NOW,
-                    delivered_at=NOW if status == "delivered" else None,
+                    lease_expires_at=at if status == "dead" else None,
+                    created_at=at,
+                    updated_at=at,
+                    delivered_at=at if status == "delivered" else None,
                 )
             )
     return payload, ids
