@@ -49,7 +49,9 @@ def create_app(
         )
         api = ApiContext(
             clients=config.clients,
+            operators=config.operators,
             accounts=config.upstream.accounts,
+            channels=config.channels,
             watch_ttl=timedelta(hours=config.polling.watch_ttl_h),
             allowed_hosts=tuple(config.delivery.allowed_hosts),
             store=runtime.store,

@@ -1,12 +1,15 @@
-"""Bearer tokens to client names, compared in constant time; tokens are never logged or echoed."""
+"""Bearer tokens to the client or operator that holds them, compared in constant time; tokens are
+never logged or echoed."""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
 
 from bridge.api.errors import ApiError
-from bridge.config import ClientConfig
+from bridge.config import ClientConfig, OperatorConfig
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="photo-bridge"'}
 
@@ -30,11 +33,33 @@ def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     return token
 
 
-def find_client(token: bytes, clients: Mapping[str, ClientConfig]) -> str | None:
-    """The client whose token this is; every client is compared, so timing tells nothing."""
-    found: str | None = None
-    for name, client in clients.items():
-        expected = client.token.get_secret_value().encode("utf-8")
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who sent a request: a client (its own watches) or an operator (everything, and /v1/ops)."""
+
+    kind: Literal["client", "operator"]
+    name: str
+
+    @property
+    def key(self) -> str:
+        """The rate limiter's key: a client and an operator of one name keep separate buckets."""
+        return f"{self.kind}:{self.name}"
+
+
+def identify(
+    token: bytes,
+    *,
+    clients: Mapping[str, ClientConfig],
+    operators: Mapping[str, OperatorConfig],
+) -> Principal | None:
+    """The client or operator whose token this is; every token is compared, so timing tells nothing."""
+    holders: list[tuple[Principal, ClientConfig | OperatorConfig]] = [
+        *((Principal("client", name), c) for name, c in clients.items()),
+        *((Principal("operator", name), o) for name, o in operators.items()),
+    ]
+    found: Principal | None = None
+    for principal, holder in holders:
+        expected = holder.token.get_secret_value().encode("utf-8")
         if hmac.compare_digest(token, expected) and found is None:
-            found = name
+            found = principal
     return found

@@ -1,5 +1,5 @@
 """ApiContext: what the API's handlers and middleware need, built once per app and reached through
-the request's lifespan state; also the authenticated client and a JSON response."""
+the request's lifespan state; also who is asking (a client or an operator) and a JSON response."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from bridge.api.auth import unauthorized
+from bridge.api.auth import Principal, unauthorized
 from bridge.api.ratelimit import RateLimiter
 from bridge.clock import Clock
-from bridge.config import AccountConfig, ClientConfig
+from bridge.config import AccountConfig, ChannelConfig, ClientConfig, OperatorConfig
 from bridge.delivery.urlguard import Resolver
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -26,7 +26,9 @@ class ApiContext:
     """The API's collaborators and the few settings it reads."""
 
     clients: Mapping[str, ClientConfig]
+    operators: Mapping[str, OperatorConfig]
     accounts: Mapping[str, AccountConfig]
+    channels: Mapping[str, ChannelConfig]
     watch_ttl: timedelta
     allowed_hosts: Sequence[str]
     store: Store
@@ -51,12 +53,34 @@ def api_of(request: Request) -> ApiContext:
     return found
 
 
+def _principal(request: Request) -> Principal | None:
+    found = request.scope.get("state", {}).get("principal")
+    return found if isinstance(found, Principal) else None
+
+
 def client_of(request: Request) -> str:
-    """The authenticated client's name, set by the Authenticate middleware."""
-    name = request.scope.get("state", {}).get("client")
-    if not isinstance(name, str):
-        raise unauthorized("this route needs a bearer token")
-    return name
+    """The authenticated client's name; an operator's token is a 401 on a client's endpoint."""
+    principal = _principal(request)
+    if principal is None or principal.kind != "client":
+        raise unauthorized("this endpoint takes a client's bearer token")
+    return principal.name
+
+
+def operator_of(request: Request) -> str:
+    """The authenticated operator's name; a client's token is a 401 on /v1/ops."""
+    principal = _principal(request)
+    if principal is None or principal.kind != "operator":
+        raise unauthorized("this endpoint takes an operator's bearer token")
+    return principal.name
+
+
+def reader_of(request: Request) -> str | None:
+    """Whose watches the caller may read: a client's own (its name), or every watch (None) for an
+    operator."""
+    principal = _principal(request)
+    if principal is None:
+        raise unauthorized("this endpoint needs a bearer token")
+    return principal.name if principal.kind == "client" else None
 
 
 def json_response(

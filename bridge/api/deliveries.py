@@ -1,4 +1,5 @@
-"""Handler for POST /v1/deliveries/{delivery_id}/retry: send a dead delivery again."""
+"""Handler for POST /v1/deliveries/{delivery_id}/retry: a client sends its own dead webhook delivery
+again; the operator's channels and every other client's deliveries do not exist for it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from starlette.responses import Response
 from bridge.api.context import api_of, client_of, json_response
 from bridge.api.errors import ApiError
 from bridge.api.schemas import DELIVERY_ID_PATTERN, DeliveryEnvelope, delivery_view
+from bridge.events.routing import WEBHOOK_URL
+from bridge.store import DeliveryRecord
 
 _DELIVERY_ID = re.compile(DELIVERY_ID_PATTERN)
 
@@ -18,14 +21,16 @@ def _not_found() -> ApiError:
     return ApiError(404, "delivery_not_found", "no such delivery")
 
 
-async def retry_delivery(request: Request) -> Response:
-    """Put the client's dead delivery back in the queue, due now; 202 with it as pending."""
+async def redeliver(
+    request: Request, *, client: str | None, destination: str | None
+) -> DeliveryRecord:
+    """Put the path's dead delivery back in the queue, due now, if the caller may see it."""
     delivery_id = request.path_params["delivery_id"]
     if not _DELIVERY_ID.match(delivery_id):
         raise _not_found()
     api = api_of(request)
     outcome = await api.store.outbox.retry(
-        client=client_of(request), delivery_id=delivery_id, now=api.now()
+        delivery_id=delivery_id, now=api.now(), client=client, destination=destination
     )
     if outcome is None:
         raise _not_found()
@@ -42,4 +47,11 @@ async def retry_delivery(request: Request) -> Response:
             "delivery_not_dead",
             f"only a dead delivery can be retried; this one is {record.status}",
         )
+    return record
+
+
+async def retry_delivery(request: Request) -> Response:
+    """Put the client's dead webhook delivery back in the queue, due now; 202 with it as pending."""
+    client = client_of(request)
+    record = await redeliver(request, client=client, destination=WEBHOOK_URL)
     return json_response(DeliveryEnvelope(delivery=delivery_view(record)), status=202)

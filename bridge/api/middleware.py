@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge.api.auth import bearer_token, find_client, unauthorized
+from bridge.api.auth import Principal, bearer_token, identify, unauthorized
 from bridge.api.context import context_of
 from bridge.api.errors import ApiError, api_error_response, error_response
 from bridge.api.ratelimit import retry_after_header
@@ -145,7 +145,7 @@ class BodyLimit:
 
 
 class Authenticate:
-    """Maps the bearer token of every /v1 request to a client, then applies its rate limit."""
+    """Maps the bearer token of every /v1 request to a client or an operator, then rate-limits it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -158,21 +158,23 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         try:
-            client = self._authenticate(scope)
+            principal = self._authenticate(scope)
         except ApiError as exc:
             await api_error_response(scope, exc)(scope, receive, send)
             return
-        scope["state"]["client"] = client
+        scope["state"]["principal"] = principal
         await self.app(scope, receive, send)
 
-    def _authenticate(self, scope: Scope) -> str:
+    def _authenticate(self, scope: Scope) -> Principal:
         api = context_of(scope)
         if api is None:
             raise unauthorized("the bridge is starting")
-        client = find_client(bearer_token(scope["headers"]), api.clients)
-        if client is None:
+        principal = identify(
+            bearer_token(scope["headers"]), clients=api.clients, operators=api.operators
+        )
+        if principal is None:
             raise unauthorized("unknown bearer token")
-        wait_s = api.limiter.acquire(client)
+        wait_s = api.limiter.acquire(principal.key)
         if wait_s > 0:
             retry_after = retry_after_header(wait_s)
             raise ApiError(
@@ -181,7 +183,7 @@ class Authenticate:
                 f"too many requests; retry after {retry_after} s",
                 headers={"Retry-After": retry_after},
             )
-        return client
+        return principal
 
 
 def middleware() -> list[Middleware]:

@@ -1,4 +1,8 @@
-"""Handlers for /v1/watches: register, read, list, cancel, and a watch's events and deliveries."""
+"""Handlers for /v1/watches: register, read, list, cancel, and a watch's events and deliveries.
+
+A client reads and cancels only its own watches (another client's is a 404) and sees only the
+deliveries to its own webhook_url; an operator reads every watch and every delivery, and changes none.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.api.context import ApiContext, api_of, client_of, json_response
+from bridge.api.context import ApiContext, api_of, client_of, json_response, reader_of
 from bridge.api.errors import ApiError, invalid
 from bridge.api.parse import parse_body, parse_query
 from bridge.api.schemas import (
@@ -27,6 +31,7 @@ from bridge.api.schemas import (
 )
 from bridge.config import AccountConfig, ClientConfig
 from bridge.delivery.urlguard import UnsafeURL, check_url
+from bridge.events.routing import WEBHOOK_URL
 from bridge.store import WatchRecord
 
 DNS_TIMEOUT_S = 5.0
@@ -38,12 +43,13 @@ def _not_found() -> ApiError:
     return ApiError(404, "watch_not_found", "no such watch")
 
 
-async def _owned_watch(request: Request) -> WatchRecord:
-    """The path's watch if it is the client's; another client's watch does not exist."""
+async def _readable_watch(request: Request, reader: str | None) -> WatchRecord:
+    """The path's watch if `reader` (a client, or None for an operator) may read it; another
+    client's watch does not exist."""
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.match(watch_id):
         raise _not_found()
-    record = await api_of(request).store.watches.get(watch_id=watch_id, client=client_of(request))
+    record = await api_of(request).store.watches.get(watch_id=watch_id, client=reader)
     if record is None:
         raise _not_found()
     return record
@@ -126,28 +132,29 @@ async def create_watch(request: Request) -> Response:
 
 
 async def list_watches(request: Request) -> Response:
-    """GET /v1/watches: the client's watches, newest first, a page at a time."""
+    """GET /v1/watches: the client's watches (an operator's: everyone's), newest first, by pages."""
+    reader = reader_of(request)
     query = parse_query(request, ListWatchesQuery)
     page, next_cursor = await api_of(request).store.watches.page(
-        client=client_of(request), status=query.status, limit=query.limit, cursor=query.cursor
+        client=reader, status=query.status, limit=query.limit, cursor=query.cursor
     )
     return json_response(WatchPage(watches=[watch_view(w) for w in page], next_cursor=next_cursor))
 
 
 async def get_watch(request: Request) -> Response:
     """GET /v1/watches/{watch_id}."""
-    return json_response(WatchEnvelope(watch=watch_view(await _owned_watch(request))))
+    watch = await _readable_watch(request, reader_of(request))
+    return json_response(WatchEnvelope(watch=watch_view(watch)))
 
 
 async def cancel_watch(request: Request) -> Response:
     """DELETE /v1/watches/{watch_id}: cancel; an ended watch is returned as it is."""
+    client = client_of(request)
     api = api_of(request)
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.match(watch_id):
         raise _not_found()
-    record = await api.store.watches.cancel(
-        client=client_of(request), watch_id=watch_id, now=api.now()
-    )
+    record = await api.store.watches.cancel(client=client, watch_id=watch_id, now=api.now())
     if record is None:
         raise _not_found()
     return json_response(WatchEnvelope(watch=watch_view(record)))
@@ -155,13 +162,17 @@ async def cancel_watch(request: Request) -> Response:
 
 async def list_events(request: Request) -> Response:
     """GET /v1/watches/{watch_id}/events: every event in sequence order."""
-    watch = await _owned_watch(request)
+    watch = await _readable_watch(request, reader_of(request))
     records = await api_of(request).store.watches.events(watch_id=watch.id)
     return json_response(EventList(events=[event_view(r) for r in records]))
 
 
 async def list_deliveries(request: Request) -> Response:
-    """GET /v1/watches/{watch_id}/deliveries: every delivery of the watch's events."""
-    watch = await _owned_watch(request)
-    records = await api_of(request).store.watches.deliveries(watch_id=watch.id)
+    """GET /v1/watches/{watch_id}/deliveries: a client sees those to its webhook_url; an operator
+    also sees the configured channels'."""
+    reader = reader_of(request)
+    watch = await _readable_watch(request, reader)
+    records = await api_of(request).store.watches.deliveries(
+        watch_id=watch.id, destination=None if reader is None else WEBHOOK_URL
+    )
     return json_response(DeliveryList(deliveries=[delivery_view(r) for r in records]))

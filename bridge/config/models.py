@@ -127,6 +127,20 @@ class ClientConfig(_Strict):
         return value
 
 
+class OperatorConfig(_Strict):
+    """A person or tool that runs the bridge: its bearer token opens /v1/ops and every watch."""
+
+    token: SecretStr
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        # It reads every client's watches and redelivers anything: longer than a client's minimum.
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
+
 class WebhookChannelConfig(_Strict):
     """A signed Standard Webhooks endpoint."""
 
@@ -238,6 +252,7 @@ class Config(_Strict):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     polling: PollingConfig = Field(default_factory=PollingConfig)
     clients: dict[str, ClientConfig] = Field(default_factory=dict)
+    operators: dict[str, OperatorConfig] = Field(default_factory=dict)
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)

@@ -1,4 +1,5 @@
-"""cross_reference_problems(raw): names that point at accounts, clients or channels that do not exist.
+"""cross_reference_problems(raw): names that point at accounts, clients or channels that do not exist,
+a bearer token shared by two clients or operators, and a channel named like a watch's own webhook.
 
 It reads the raw (interpolated) YAML tree rather than the validated model, so that dangling names are
 reported in the same run as type errors: the operator sees every problem at once.
@@ -9,6 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.events.vocabulary import pattern_problem
+
+# The destination name of a watch's own webhook (bridge.events.routing.WEBHOOK_URL, which imports
+# the config, so it is spelled here again; a test keeps the two equal).
+WEBHOOK_URL = "webhook_url"
 
 
 def _event_pattern_problem(pattern: Any) -> str | None:
@@ -33,6 +38,31 @@ def _dangling(values: Any, known: set[str], path: str, kind: str) -> list[str]:
     ]
 
 
+def _mapping(node: Any) -> dict[str, Any]:
+    return {str(k): v for k, v in node.items()} if isinstance(node, dict) else {}
+
+
+def token_clash_problems(raw: dict[str, Any]) -> list[str]:
+    """One line per bearer token already held by another client or operator, naming both paths.
+
+    A shared token would make one caller the other: a client with an operator's token reads every
+    tenant's watches. The token itself is never shown.
+    """
+    holders: dict[str, str] = {}
+    problems = []
+    for section in ("clients", "operators"):
+        for name, entry in _mapping(raw.get(section)).items():
+            token = entry.get("token") if isinstance(entry, dict) else None
+            if not isinstance(token, str) or not token:
+                continue  # the model reports a missing or mistyped token
+            path = f"{section}.{name}.token"
+            if token in holders:
+                problems.append(f"{path}: the same token as {holders[token]}; give each its own")
+            else:
+                holders[token] = path
+    return problems
+
+
 def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     """Return one line per dangling reference, each naming its YAML path."""
     upstream = raw.get("upstream")
@@ -40,7 +70,11 @@ def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
     found = raw.get("clients")
     clients: dict[str, Any] = found if isinstance(found, dict) else {}
     channels = _names(raw.get("channels"))
-    problems: list[str] = []
+    problems: list[str] = token_clash_problems(raw)
+    if WEBHOOK_URL in channels:
+        problems.append(
+            f"channels.{WEBHOOK_URL}: the name is reserved for each watch's own webhook_url"
+        )
     for name, client in clients.items():
         if isinstance(client, dict):
             problems += _dangling(

@@ -6,6 +6,7 @@ from bridge.store.channel_state import ChannelState
 from bridge.store.database import Database
 from bridge.store.engine import create_engine, migrate
 from bridge.store.jobqueue import JobQueue
+from bridge.store.ops import OperatorQueries
 from bridge.store.outbox import Outbox
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.watches import Watches
@@ -14,7 +15,8 @@ __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"
 
 
 class Store:
-    """The repositories over one database: watches, the job queue, the outbox, channel state."""
+    """The repositories over one database: watches, the job queue, the outbox, channel state, and
+    the operators' queries across them."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -22,6 +24,7 @@ class Store:
         self.jobs = JobQueue(db)
         self.outbox = Outbox(db)
         self.channel_state = ChannelState(db)
+        self.ops = OperatorQueries(db)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

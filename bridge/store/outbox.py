@@ -224,22 +224,32 @@ class Outbox(Repository):
             ]
 
     async def retry(
-        self, *, client: str, delivery_id: str, now: datetime
+        self,
+        *,
+        delivery_id: str,
+        now: datetime,
+        client: str | None = None,
+        destination: str | None = None,
     ) -> tuple[DeliveryRecord, bool] | None:
-        """Reset the client's dead delivery to pending, due `now`, lease cleared.
+        """Reset a dead delivery to pending, due `now`, lease cleared.
 
-        Returns None when the delivery is unknown or belongs to another client's watch; otherwise
-        (delivery as it now is, whether it was reset). It is not reset unless it is `dead`, nor when
-        its watch was cancelled (nothing more is sent for a cancelled watch). Attempts are kept, so
-        a retry that fails again goes straight back to dead.
+        With `client` and `destination`, only a delivery of that client's watches to that
+        destination is found (a client retries only its own webhook's). Returns None when no such
+        delivery exists; otherwise (delivery as it now is, whether it was reset). It is not reset
+        unless it is `dead`, nor when its watch was cancelled (nothing more is sent for a cancelled
+        watch). Attempts are kept, so a retry that fails again goes straight back to dead.
         """
-        owned = (
+        found = (
             select(deliveries, watches.c.status.label("watch_status"))
             .select_from(deliveries.join(watches, watches.c.id == deliveries.c.watch_id))
-            .where(deliveries.c.id == delivery_id, watches.c.client == client)
+            .where(deliveries.c.id == delivery_id)
         )
+        if client is not None:
+            found = found.where(watches.c.client == client)
+        if destination is not None:
+            found = found.where(deliveries.c.destination == destination)
         async with self.engine.begin() as conn:
-            row = (await conn.execute(owned)).first()
+            row = (await conn.execute(found)).first()
             if row is None:
                 return None
             if row.status != "dead" or row.watch_status == "cancelled":
@@ -247,15 +257,20 @@ class Outbox(Repository):
             result = await conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == delivery_id, deliveries.c.status == "dead")
-                .values(
-                    status="pending",
-                    next_attempt_at=now,
-                    lease_owner=None,
-                    lease_expires_at=None,
-                    updated_at=now,
-                )
+                .values(**redelivery(now))
             )
             fresh = (
                 await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))
             ).one()
         return delivery_record(fresh), bool(result.rowcount)
+
+
+def redelivery(now: datetime) -> dict[str, Any]:
+    """The values that send a dead delivery again: pending, due `now`, no lease."""
+    return {
+        "status": "pending",
+        "next_attempt_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+    }

@@ -158,6 +158,9 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_stream", "stream", "destination", "position"),
     Index("ix_deliveries_order", "watch_id", "destination", "sequence"),
+    # The operator API: a channel's deliveries by status, newest first, and its latest delivery.
+    Index("ix_deliveries_destination", "destination", "status", "id"),
+    Index("ix_deliveries_delivered", "destination", "delivered_at"),
 )
 
 delivery_attempts = Table(

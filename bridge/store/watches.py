@@ -174,10 +174,13 @@ class Watches(Repository):
             return await self._select_watch(conn, *conditions)
 
     async def page(
-        self, *, client: str, status: str | None, limit: int, cursor: str | None
+        self, *, client: str | None, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[WatchRecord], str | None]:
-        """A page of the client's watches, newest first; returns (page, next cursor)."""
-        query = select(*_WATCH_COLUMNS).select_from(_JOIN).where(watches.c.client == client)
+        """A page of the client's watches (every client's when None), newest first; returns
+        (page, next cursor)."""
+        query = select(*_WATCH_COLUMNS).select_from(_JOIN)
+        if client is not None:
+            query = query.where(watches.c.client == client)
         if status:
             query = query.where(watches.c.status == status)
         if cursor:
@@ -259,12 +262,17 @@ class Watches(Repository):
                 for r in await conn.execute(query)
             ]
 
-    async def deliveries(self, *, watch_id: str) -> list[DeliveryRecord]:
-        """Every delivery of the watch's events, in event order, then by destination."""
+    async def deliveries(
+        self, *, watch_id: str, destination: str | None = None
+    ) -> list[DeliveryRecord]:
+        """The deliveries of the watch's events (only those to `destination`, when given), in
+        event order, then by destination."""
         query = (
             select(deliveries)
             .where(deliveries.c.watch_id == watch_id)
             .order_by(deliveries.c.sequence, deliveries.c.destination)
         )
+        if destination is not None:
+            query = query.where(deliveries.c.destination == destination)
         async with self.reader.connect() as conn:
             return [delivery_record(r) for r in await conn.execute(query)]

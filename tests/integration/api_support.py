@@ -16,6 +16,7 @@ from bridge.api.ratelimit import RateLimiter
 from bridge.app import create_app
 from bridge.config import parse_config
 from bridge.devtools.localserver import serving
+from bridge.ids import new_id
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events
 from tests.clock import FakeClock
@@ -25,6 +26,7 @@ TOKENS = {
     "shop": "shop-token-0001",
     "studio": "studio-token-0002",
     "bare": "bare-token-0003",
+    "ops": "ops-token-0004-operator",  # an operator, not a client
 }
 WHSEC = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 CONFIG = """
@@ -37,6 +39,11 @@ clients:
   shop: {{token: {shop}, accounts: [main], webhook_secrets: ["{whsec}"]}}
   studio: {{token: {studio}, accounts: [main, second], webhook_secrets: ["{whsec}"]}}
   bare: {{token: {bare}, accounts: [main]}}
+operators:
+  ops: {{token: {ops}}}
+channels:
+  ops-hook: {{type: webhook, url: "https://hooks.example.com/ops", secret: "{whsec}"}}
+  catalog-slack: {{type: slack, token: xoxb-api-support, channel: C0123456}}
 delivery: {{allowed_hosts: ["127.0.0.1:9000"]}}
 """
 DNS = {
@@ -64,7 +71,7 @@ class Api:
     clock: FakeClock = field(default_factory=FakeClock)
 
     def auth(self, client: str = "shop", **headers: str) -> dict[str, str]:
-        """Headers with the client's bearer token (extra headers as keyword arguments)."""
+        """Headers with the client's (or the operator "ops"'s) bearer token, and extra headers."""
         return {"Authorization": f"Bearer {TOKENS[client]}", **headers}
 
     async def create(
@@ -118,19 +125,25 @@ async def running_api(
 
 
 async def seed_event(
-    store: Store, *, watch_id: str, sequence: int, destinations: dict[str, str]
+    store: Store,
+    *,
+    watch_id: str,
+    sequence: int,
+    destinations: dict[str, str],
+    at: datetime = NOW,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Store one event of the watch and a delivery per destination with the given status.
+    """Store one event of the watch, made `at`, and a delivery per destination with the given
+    status; ids sort by when they were made, as the bridge's do.
 
     Returns the event payload and {destination: delivery id}.
     """
-    event_id = f"evt_{uuid.uuid4().hex}"
+    event_id = new_id("evt")
     payload = {
         "type": "job.processing",
         "timestamp": "2026-11-28T12:00:00Z",
         "data": {"event_id": event_id, "watch_id": watch_id, "sequence": sequence},
     }
-    ids = {name: f"dlv_{uuid.uuid4().hex}" for name in destinations}
+    ids = {name: new_id("dlv") for name in destinations}
     async with store.db.engine.begin() as conn:
         await conn.execute(
             events.insert().values(
@@ -139,7 +152,7 @@ async def seed_event(
                 sequence=sequence,
                 type=payload["type"],
                 payload=payload,
-                created_at=NOW,
+                created_at=at,
             )
         )
         for name, status in destinations.items():
@@ -154,14 +167,14 @@ async def seed_event(
                     destination=name,
                     status=status,
                     attempts=8 if status == "dead" else 1,
-                    next_attempt_at=None if status != "pending" else NOW,
+                    next_attempt_at=None if status != "pending" else at,
                     last_status_code=500 if status == "dead" else 200,
                     last_error="HTTP 500" if status == "dead" else None,
                     lease_owner="worker-1" if status == "dead" else None,
-                    lease_expires_at=NOW if status == "dead" else None,
-                    created_at=NOW,
-                    updated_at=NOW,
-                    delivered_at=NOW if status == "delivered" else None,
+                    lease_expires_at=at if status == "dead" else None,
+                    created_at=at,
+                    updated_at=at,
+                    delivered_at=at if status == "delivered" else None,
                 )
             )
     return payload, ids

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import update
 
 from bridge.store.tables import upstream_jobs, watches
-from tests.integration.api_support import NOW, running_api, seed_event
+from tests.integration.api_support import NOW, Api, running_api, seed_event
 
 
 @pytest.fixture
@@ -235,27 +235,26 @@ async def test_api_events_and_deliveries_of_a_watch(storage_url: str) -> None:
     async with running_api(storage_url) as api:
         watch_id = (await api.create()).json()["watch"]["id"]
         second, _ = await seed_event(
-            api.store, watch_id=watch_id, sequence=2, destinations={"ops-email": "pending"}
+            api.store, watch_id=watch_id, sequence=2, destinations={"webhook_url": "pending"}
         )
         first, ids = await seed_event(
             api.store,
             watch_id=watch_id,
             sequence=1,
-            destinations={"webhook_url": "delivered", "catalog-slack": "dead"},
+            destinations={"webhook_url": "dead", "catalog-slack": "delivered"},
         )
         events = await api.http.get(f"/v1/watches/{watch_id}/events", headers=api.auth())
         listed = await api.http.get(f"/v1/watches/{watch_id}/deliveries", headers=api.auth())
     assert events.json() == {"events": [first, second]}
     deliveries = listed.json()["deliveries"]
     assert [(d["channel"], d["status"]) for d in deliveries] == [
-        ("catalog-slack", "dead"),
-        ("webhook_url", "delivered"),
-        ("ops-email", "pending"),
+        ("webhook_url", "dead"),
+        ("webhook_url", "pending"),
     ]
     assert deliveries[0] == {
-        "id": ids["catalog-slack"],
+        "id": ids["webhook_url"],
         "event_id": first["data"]["event_id"],
-        "channel": "catalog-slack",
+        "channel": "webhook_url",
         "status": "dead",
         "attempts": 8,
         "last_status_code": 500,
@@ -264,22 +263,98 @@ async def test_api_events_and_deliveries_of_a_watch(storage_url: str) -> None:
     }
 
 
+async def _two_tenants(api: Api) -> tuple[str, str, dict[str, str], dict[str, str]]:
+    """A watch of shop's and one of studio's, each with a dead webhook delivery; shop's event also
+    went (dead) to the operator's ops-hook and (delivered) to catalog-slack."""
+    mine = (await api.create("shop")).json()["watch"]["id"]
+    theirs = (await api.create("studio", account="main")).json()["watch"]["id"]
+    _, my_ids = await seed_event(
+        api.store,
+        watch_id=mine,
+        sequence=1,
+        destinations={"webhook_url": "dead", "ops-hook": "dead", "catalog-slack": "delivered"},
+    )
+    _, their_ids = await seed_event(
+        api.store, watch_id=theirs, sequence=1, destinations={"webhook_url": "dead"}
+    )
+    return mine, theirs, my_ids, their_ids
+
+
+async def test_api_client_lists_only_deliveries_to_its_own_webhook(storage_url: str) -> None:
+    async with running_api(storage_url) as api:
+        mine, theirs, my_ids, their_ids = await _two_tenants(api)
+        shop = await api.http.get(f"/v1/watches/{mine}/deliveries", headers=api.auth("shop"))
+        studio = await api.http.get(f"/v1/watches/{theirs}/deliveries", headers=api.auth("studio"))
+        crossed = await api.http.get(f"/v1/watches/{mine}/deliveries", headers=api.auth("studio"))
+        ops = await api.http.get(f"/v1/watches/{mine}/deliveries", headers=api.auth("ops"))
+    assert [d["id"] for d in shop.json()["deliveries"]] == [my_ids["webhook_url"]]
+    assert [d["id"] for d in studio.json()["deliveries"]] == [their_ids["webhook_url"]]
+    assert (crossed.status_code, crossed.json()["error"]["code"]) == (404, "watch_not_found")
+    assert sorted(d["channel"] for d in ops.json()["deliveries"]) == [
+        "catalog-slack",
+        "ops-hook",
+        "webhook_url",
+    ]
+
+
+async def test_api_client_retries_only_its_own_webhook_deliveries(storage_url: str) -> None:
+    async with running_api(storage_url) as api:
+        mine, theirs, my_ids, their_ids = await _two_tenants(api)
+        attempts = {
+            "shop: operator's channel": ("shop", my_ids["ops-hook"]),
+            "shop: studio's webhook": ("shop", their_ids["webhook_url"]),
+            "studio: operator's channel": ("studio", my_ids["ops-hook"]),
+            "studio: shop's webhook": ("studio", my_ids["webhook_url"]),
+        }
+        refused = {
+            label: await api.http.post(f"/v1/deliveries/{dlv}/retry", headers=api.auth(who))
+            for label, (who, dlv) in attempts.items()
+        }
+        untouched = {
+            d.id: d.status
+            for watch_id in (mine, theirs)
+            for d in await api.store.watches.deliveries(watch_id=watch_id)
+        }
+        shop = await api.http.post(
+            f"/v1/deliveries/{my_ids['webhook_url']}/retry", headers=api.auth("shop")
+        )
+        studio = await api.http.post(
+            f"/v1/deliveries/{their_ids['webhook_url']}/retry", headers=api.auth("studio")
+        )
+    for label, response in refused.items():
+        assert (response.status_code, response.json()["error"]["code"]) == (
+            404,
+            "delivery_not_found",
+        ), label
+    assert untouched == {
+        my_ids["webhook_url"]: "dead",
+        my_ids["ops-hook"]: "dead",
+        my_ids["catalog-slack"]: "delivered",
+        their_ids["webhook_url"]: "dead",
+    }
+    assert (shop.status_code, shop.json()["delivery"]["status"]) == (202, "pending")
+    assert (studio.status_code, studio.json()["delivery"]["status"]) == (202, "pending")
+
+
 async def test_api_retry_sends_a_dead_delivery_again(storage_url: str) -> None:
     async with running_api(storage_url) as api:
         watch_id = (await api.create()).json()["watch"]["id"]
-        _, ids = await seed_event(
-            api.store,
-            watch_id=watch_id,
-            sequence=1,
-            destinations={"dead-one": "dead", "done": "delivered", "waiting": "pending"},
-        )
+        ids = {}
+        for sequence, status in enumerate(("dead", "delivered", "pending"), start=1):
+            _, made = await seed_event(
+                api.store,
+                watch_id=watch_id,
+                sequence=sequence,
+                destinations={"webhook_url": status},
+            )
+            ids[status] = made["webhook_url"]
         api.clock.advance(hours=1)
         other = await api.http.post(
-            f"/v1/deliveries/{ids['dead-one']}/retry", headers=api.auth("studio")
+            f"/v1/deliveries/{ids['dead']}/retry", headers=api.auth("studio")
         )
-        retried = await api.http.post(f"/v1/deliveries/{ids['dead-one']}/retry", headers=api.auth())
-        twice = await api.http.post(f"/v1/deliveries/{ids['dead-one']}/retry", headers=api.auth())
-        done = await api.http.post(f"/v1/deliveries/{ids['done']}/retry", headers=api.auth())
+        retried = await api.http.post(f"/v1/deliveries/{ids['dead']}/retry", headers=api.auth())
+        twice = await api.http.post(f"/v1/deliveries/{ids['dead']}/retry", headers=api.auth())
+        done = await api.http.post(f"/v1/deliveries/{ids['delivered']}/retry", headers=api.auth())
         unknown = await api.http.post(
             f"/v1/deliveries/dlv_{uuid.uuid4().hex}/retry", headers=api.auth()
         )
@@ -292,7 +367,7 @@ async def test_api_retry_sends_a_dead_delivery_again(storage_url: str) -> None:
     assert retried.json()["delivery"]["next_attempt_at"] == "2026-11-28T13:00:00Z"
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "delivery_not_dead")
     assert (done.status_code, done.json()["error"]["code"]) == (409, "delivery_not_dead")
-    row = next(d for d in stored if d.id == ids["dead-one"])
+    row = next(d for d in stored if d.id == ids["dead"])
     assert (row.status, row.attempts, row.next_attempt_at) == ("pending", 8, api.clock())
 
 
@@ -300,10 +375,12 @@ async def test_api_retry_refuses_a_cancelled_watch(sqlite_url: str) -> None:
     async with running_api(sqlite_url) as api:
         watch_id = (await api.create()).json()["watch"]["id"]
         _, ids = await seed_event(
-            api.store, watch_id=watch_id, sequence=1, destinations={"hook": "dead"}
+            api.store, watch_id=watch_id, sequence=1, destinations={"webhook_url": "dead"}
         )
         await api.http.delete(f"/v1/watches/{watch_id}", headers=api.auth())
-        response = await api.http.post(f"/v1/deliveries/{ids['hook']}/retry", headers=api.auth())
+        response = await api.http.post(
+            f"/v1/deliveries/{ids['webhook_url']}/retry", headers=api.auth()
+        )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "watch_cancelled"
 

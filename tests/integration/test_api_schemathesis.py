@@ -1,7 +1,7 @@
 """Schemathesis over the running API: every operation, positive and negative data, bounded.
 
 The schema is loaded from the server's own /openapi.json; each generated request carries a valid
-bearer token. The checks: no 5xx, only documented status codes, responses matching their schema,
+bearer token: an operator's on /v1/ops, a client's elsewhere. The checks: no 5xx, only documented status codes, responses matching their schema,
 documented content types and headers. Schemathesis is synchronous (requests), so it runs in a
 worker thread while the server keeps serving in the test's event loop.
 """
@@ -55,16 +55,21 @@ def _exercise(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> 
     return None
 
 
+def _headers(path: str) -> dict[str, str]:
+    """The bearer token the operation takes: the operator's on /v1/ops, else a client's."""
+    who = "ops" if path.startswith("/v1/ops/") else "shop"
+    return {"Authorization": f"Bearer {TOKENS[who]}"}
+
+
 def _fuzz(base_url: str) -> tuple[set[str], list[str]]:
     """Exercise every operation of the served schema; return (operation labels, failures)."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", timeout=10)
-    headers = {"Authorization": f"Bearer {TOKENS['shop']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     failures = [
         failure
         for operation in operations
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-        if (failure := _exercise(operation, mode, headers)) is not None
+        if (failure := _exercise(operation, mode, _headers(operation.path))) is not None
     ]
     return {operation.label for operation in operations}, failures
 

@@ -3,15 +3,16 @@ import re
 import pytest
 from pydantic import SecretStr
 
-from bridge.api.auth import bearer_token, find_client
+from bridge.api.auth import Principal, bearer_token, identify
 from bridge.api.errors import ApiError
 from bridge.api.middleware import request_id_from
-from bridge.config import ClientConfig
+from bridge.config import ClientConfig, OperatorConfig
 
 CLIENTS = {
     "shop": ClientConfig(token=SecretStr("shop-token-0001"), accounts=["main"]),
     "studio": ClientConfig(token=SecretStr("studio-token-0002"), accounts=["main"]),
 }
+OPERATORS = {"shop": OperatorConfig(token=SecretStr("ops-token-0003-operator"))}
 
 
 @pytest.mark.parametrize(
@@ -47,19 +48,25 @@ def test_bearer_token_refuses_anything_else(headers: list[tuple[bytes, bytes]]) 
 
 
 @pytest.mark.parametrize(
-    ("token", "client"),
+    ("token", "who"),
     [
-        (b"shop-token-0001", "shop"),
-        (b"studio-token-0002", "studio"),
+        (b"shop-token-0001", Principal("client", "shop")),
+        (b"studio-token-0002", Principal("client", "studio")),
+        (b"ops-token-0003-operator", Principal("operator", "shop")),
         (b"shop-token-000", None),
         (b"shop-token-00011", None),
         (b"SHOP-TOKEN-0001", None),
+        (b"ops-token-0003-operato", None),
         (b"", None),
         ("shop-token-0001\u00e9".encode(), None),
     ],
 )
-def test_find_client_matches_whole_tokens_only(token: bytes, client: str | None) -> None:
-    assert find_client(token, CLIENTS) == client
+def test_identify_matches_whole_tokens_only(token: bytes, who: Principal | None) -> None:
+    assert identify(token, clients=CLIENTS, operators=OPERATORS) == who
+
+
+def test_principal_key_keeps_a_client_and_an_operator_of_one_name_apart() -> None:
+    assert Principal("client", "shop").key != Principal("operator", "shop").key
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,9 @@ from bridge.config import (
     load_config,
     model_dump_redacted,
     parse_config,
+    refs,
 )
+from bridge.events import routing
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "config"
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
@@ -106,6 +108,7 @@ def test_load_config_full_example_reads_every_section():
     assert email.password.get_secret_value() == "smtp-full-example"
     assert config.routes[0].events == ["job.*", "item.failed"]
     assert config.routes[1].accounts is None
+    assert config.operators["ops"].token.get_secret_value() == "ops-token-0123456789abcdef"
 
 
 @pytest.mark.parametrize(
@@ -350,3 +353,25 @@ def test_config_path_prefers_flag_then_environment_then_default(
     else:
         monkeypatch.setenv("BRIDGE_CONFIG", env)
     assert config_path(explicit) == Path(expected)
+
+
+def test_parse_config_has_no_operators_by_default():
+    assert parse_config("", env={}).operators == {}
+
+
+def test_config_reserved_channel_name_is_the_routers_webhook_destination():
+    assert refs.WEBHOOK_URL == routing.WEBHOOK_URL
+
+
+def test_config_token_clash_never_shows_the_token():
+    text = """
+upstream: {accounts: {main: {api_key: aigen_test_k}}}
+clients: {shop: {token: "${T}", accounts: [main]}}
+operators: {ops: {token: "${T}"}}
+"""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, env={"T": "TOPSECRET-shared-token"})
+    assert caught.value.problems == [
+        "operators.ops.token: the same token as clients.shop.token; give each its own"
+    ]
+    assert "TOPSECRET" not in str(caught.value) + repr(caught.value)

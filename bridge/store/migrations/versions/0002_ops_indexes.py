@@ -1,0 +1,23 @@
+"""Indexes for the operator API: deliveries by destination and status in id order, and each
+destination's latest delivery.
+
+Revision ID: 0002_ops_indexes
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002_ops_indexes"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_deliveries_destination", "deliveries", ["destination", "status", "id"])
+    op.create_index("ix_deliveries_delivered", "deliveries", ["destination", "delivered_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_deliveries_delivered", table_name="deliveries")
+    op.drop_index("ix_deliveries_destination", table_name="deliveries")
