@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.database import Repository
 from bridge.store.jobqueue import HOUR
-from bridge.store.outbox import redelivery
+from bridge.store.outbox import STILL_WANTED, redelivery
 from bridge.store.records import DELIVERY_STATUSES, DeliveryRecord
 from bridge.store.tables import account_budgets, deliveries, poll_log, watches
 from bridge.store.watches import delivery_record
@@ -101,7 +101,7 @@ class OperatorQueries(Repository):
         batch: int = RETRY_BATCH,
     ) -> int:
         """Send every dead delivery (to `destination`, created at or after `since`) again, in id
-        order, `batch` rows per transaction; deliveries of cancelled watches stay dead. Returns how
+        order, `batch` rows per transaction; a cancelled watch's own webhook deliveries stay dead. Returns how
         many went back to pending."""
         async with self.reader.connect() as conn:
             names = [destination] if destination else await _destinations(conn)
@@ -132,7 +132,7 @@ class OperatorQueries(Repository):
             select(D.c.id)
             .select_from(D.join(watches, watches.c.id == D.c.watch_id))
             .where(D.c.destination == destination, D.c.status == "dead")
-            .where(watches.c.status != "cancelled")
+            .where(STILL_WANTED)
         )
         if since is not None:
             query = query.where(D.c.created_at >= since)

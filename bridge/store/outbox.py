@@ -113,7 +113,7 @@ _WAITS_FOR_EARLIER = exists().where(
 )
 # Nothing more goes to a cancelled watch's own webhook; a configured channel (a delivery with a
 # change key) is about the job, and still hears the changes observed before the cancel.
-_STILL_WANTED = or_(D.c.change_key.is_not(None), watches.c.status != "cancelled")
+STILL_WANTED = or_(D.c.change_key.is_not(None), watches.c.status != "cancelled")
 
 
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
@@ -140,7 +140,7 @@ class Outbox(Repository):
                 D.c.status == "pending",
                 D.c.next_attempt_at <= now,
                 lease_free,
-                _STILL_WANTED,
+                STILL_WANTED,
                 ~_WAITS_FOR_EARLIER,
             )
             .order_by(D.c.next_attempt_at, D.c.id)
@@ -236,8 +236,8 @@ class Outbox(Repository):
         With `client` and `destination`, only a delivery of that client's watches to that
         destination is found (a client retries only its own webhook's). Returns None when no such
         delivery exists; otherwise (delivery as it now is, whether it was reset). It is not reset
-        unless it is `dead`, nor when its watch was cancelled (nothing more is sent for a cancelled
-        watch). Attempts are kept, so a retry that fails again goes straight back to dead.
+        unless it is `dead`, nor when it is to a cancelled watch's own webhook (nothing more is sent
+        for a cancelled watch; a configured channel is about the job). Attempts are kept, so a retry that fails again goes straight back to dead.
         """
         found = (
             select(deliveries, watches.c.status.label("watch_status"))
@@ -252,7 +252,7 @@ class Outbox(Repository):
             row = (await conn.execute(found)).first()
             if row is None:
                 return None
-            if row.status != "dead" or row.watch_status == "cancelled":
+            if row.status != "dead" or (row.watch_status == "cancelled" and not row.change_key):
                 return delivery_record(row), False
             result = await conn.execute(
                 update(deliveries)

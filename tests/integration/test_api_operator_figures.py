@@ -29,7 +29,8 @@ from bridge.polling.pool import UpstreamPool
 from bridge.rendering import Renderer
 from bridge.store import Store, open_store
 from bridge.store.tables import account_budgets, poll_log
-from tests.integration.api_support import WHSEC, Clock
+from tests.clock import FakeClock
+from tests.integration.api_support import NOW, WHSEC
 
 KEY = "aigen_test_ops_figures"
 IDLE_KEY = "aigen_test_ops_idle"
@@ -54,7 +55,7 @@ class Hook:
 
 @dataclass
 class Bridge:
-    clock: Clock
+    clock: FakeClock
     sim: Simulator
     store: Store
     poller: Poller
@@ -102,7 +103,7 @@ delivery: {{timeout_s: 2, retry_schedule_s: [30, 300], allowed_hosts: ["127.0.0.
 
 @contextlib.asynccontextmanager
 async def bridge(storage_url: str) -> AsyncIterator[Bridge]:
-    clock = Clock()
+    clock = FakeClock(NOW)
     hook = Hook()
     limits = KeyLimits(polls_per_hour=SIM_POLLS_PER_HOUR, max_active_jobs=5)
     sim_app = create_simulator(

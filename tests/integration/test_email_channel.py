@@ -1,7 +1,7 @@
 import asyncio
 import email
-import gc
 import email.policy
+import gc
 import shutil
 import ssl
 import subprocess

@@ -1,14 +1,14 @@
 """Indexes for the operator API: deliveries by destination and status in id order, and each
 destination's latest delivery.
 
-Revision ID: 0002_ops_indexes
-Revises: 0001
+Revision ID: 0003_ops_indexes
+Revises: 0002_channel_once
 """
 
 from alembic import op
 
-revision = "0002_ops_indexes"
-down_revision = "0001"
+revision = "0003_ops_indexes"
+down_revision = "0002_channel_once"
 branch_labels = None
 depends_on = None
 
