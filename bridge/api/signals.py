@@ -63,6 +63,7 @@ async def upstream_signal(request: Request) -> Response:
     moved = await api.store.jobs.signal(
         account=request.path_params["account"], job_id=job_id, now=api.now()
     )
+    api.metrics.signals.labels(request.path_params["account"], str(moved).lower()).inc()
     log.info(
         "upstream signal", extra={"job_id": job_id, "upstream_event_id": event_id, "moved": moved}
     )

@@ -2,8 +2,10 @@
 
 The simulator stands in for AI Gen Studio, SQLite lives in a temporary folder, and a local receiver
 verifies every webhook with the `standardwebhooks` package. A 20-image job is created on the
-simulator's API, a watch is registered on the bridge's API, and each event is printed as the
-receiver gets it; then a summary. Nothing leaves 127.0.0.1.
+simulator's API with a `webhook_url` of the bridge's /upstream/demo/signals, a watch is registered on
+the bridge's API, and each event is printed as the receiver gets it; then a summary, which counts the
+simulator's signed signals and those that brought the job's next poll forward. Nothing leaves
+127.0.0.1.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +31,7 @@ from bridge.delivery.signing import new_secret
 from bridge.devtools.localserver import serving
 from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
 
+DEMO_ACCOUNT = "demo"
 DEMO_KEY = "aigen_test_demo"
 DEMO_TOKEN = "demo-client-token"
 DEADLINE_S = 55.0
@@ -81,7 +85,8 @@ class Receiver:
 
 
 def demo_config(*, upstream_url: str, db_path: str, secret: str) -> Config:
-    """The demo's configuration: short intervals so a job's life fits in a minute."""
+    """The demo's configuration: intervals short enough for a minute, long enough that the
+    upstream's signals, not the intervals, bring most polls."""
     return parse_config(
         f"""
 storage: {{url: "sqlite:///{db_path}"}}
@@ -89,8 +94,8 @@ upstream:
   base_url: "{upstream_url}"
   timeout_s: 5
   accounts:
-    demo: {{api_key: {DEMO_KEY}, polls_per_hour: 7200, max_concurrency: 2}}
-polling: {{queued_interval_s: 1, processing_interval_s: 0.5, max_interval_s: 2, watch_ttl_h: 1}}
+    {DEMO_ACCOUNT}: {{api_key: {DEMO_KEY}, polls_per_hour: 7200, max_concurrency: 2}}
+polling: {{queued_interval_s: 3, processing_interval_s: 3, max_interval_s: 5, watch_ttl_h: 1}}
 clients:
   demo-shop: {{token: {DEMO_TOKEN}, accounts: [demo], webhook_secrets: ["{secret}"]}}
 delivery: {{timeout_s: 5, retry_schedule_s: [0.5, 1, 2], allowed_hosts: ["127.0.0.1"]}}
@@ -99,16 +104,22 @@ delivery: {{timeout_s: 5, retry_schedule_s: [0.5, 1, 2], allowed_hosts: ["127.0.
     )
 
 
-async def _create_job(url: str, items: int) -> str:
+async def _create_job(url: str, items: int, *, signals_url: str) -> str:
     images = [
-        {"url": f"https://example.com/raw/sku-{n:02d}.jpg", "external_id": f"sku-{n:02d}"}
+        {"source_url": f"https://example.com/raw/sku-{n:02d}.jpg", "external_id": f"sku-{n:02d}"}
         for n in range(1, items + 1)
     ]
+    body = {
+        "images": images,
+        "operation": "marketplace_clean",
+        "preset": "marketplace_clean_catalog",
+        "webhook_url": signals_url,  # the upstream's own signed webhooks, to the bridge
+    }
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         response = await client.post(
             "/product-photo-jobs",
-            json={"images": images},
-            headers={"Authorization": f"Bearer {DEMO_KEY}", "Idempotency-Key": "demo-job-1"},
+            json=body,
+            headers={"Authorization": f"Bearer {DEMO_KEY}", "Idempotency-Key": "demo-job-0001"},
         )
         response.raise_for_status()
         return str(response.json()["job"]["id"])
@@ -158,7 +169,8 @@ async def run_demo(*, items: int = 20, seconds_per_item: float = 0.4) -> int:
                 print(
                     f"photo-bridge demo: simulator {upstream.url}, bridge {bridge.url}, receiver {hooks.url}/hook"
                 )
-                job_id = await _create_job(upstream.url, items)
+                signals_url = f"{bridge.url}/upstream/{DEMO_ACCOUNT}/signals"
+                job_id = await _create_job(upstream.url, items, signals_url=signals_url)
                 created = await api.post(
                     "/v1/watches",
                     json={
@@ -172,11 +184,28 @@ async def run_demo(*, items: int = 20, seconds_per_item: float = 0.4) -> int:
                 watch_id = created.json()["watch"]["id"]
                 print(f"watching job {job_id} ({items} images) as {watch_id}\n")
                 final = await _wait_until_done(api, watch_id, receiver)
-                stats = sim.state.simulator.stats()["keys"][DEMO_KEY]
-    return _summary(receiver, final, polls=stats["poll_count"], rate_limited=stats["rate_limited"])
+                polled_soon = _polled_soon((await api.get("/metrics")).text)
+                stats = sim.state.simulator.stats()
+    return _summary(receiver, final, stats=stats, polled_soon=polled_soon)
 
 
-def _summary(receiver: Receiver, final: dict[str, Any], *, polls: int, rate_limited: int) -> int:
+def _polled_soon(metrics: str) -> int:
+    """The verified upstream signals that brought a watched job's poll forward to now, from the
+    bridge's /metrics (several signals between two polls share that one poll)."""
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(metrics)
+            if family.name == "bridge_upstream_signals"
+            for sample in family.samples
+            if sample.name.endswith("_total") and sample.labels.get("polled_soon") == "true"
+        )
+    )
+
+
+def _summary(
+    receiver: Receiver, final: dict[str, Any], *, stats: dict[str, Any], polled_soon: int
+) -> int:
     deliveries = final["deliveries"]
     delivered = sum(1 for d in deliveries if d["status"] == "delivered")
     sequences = [e["data"]["sequence"] for e in receiver.events]
@@ -191,14 +220,21 @@ def _summary(receiver: Receiver, final: dict[str, Any], *, polls: int, rate_limi
         "deliveries": {"delivered": delivered, "dead": len(deliveries) - delivered},
         "signatures": {"verified": receiver.verified, "rejected": receiver.rejected},
         "duplicates_dropped": receiver.duplicates,
-        "upstream_polls": polls,
-        "upstream_429s": rate_limited,
+        "upstream_polls": stats["keys"][DEMO_KEY]["poll_count"],
+        "upstream_429s": stats["keys"][DEMO_KEY]["rate_limited"],
+        "upstream_signals": {
+            "delivered": stats["webhooks"]["delivered"],
+            "not_delivered": stats["webhooks"]["failed"],
+            "polled_soon": polled_soon,  # the bridge made the job due at once (its /metrics)
+            "polls_brought_forward": stats["webhooks"]["polls_after"],  # polls that followed one
+        },
         "seconds": round(time.monotonic() - receiver.started, 1),
     }
     print("\nsummary: " + json.dumps(summary, indent=2))
     ok = (
         in_order
         and receiver.rejected == 0
+        and stats["webhooks"]["failed"] == 0
         and delivered == len(deliveries)
         and summary["watch_status"] == "completed"
     )

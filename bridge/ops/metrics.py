@@ -22,6 +22,12 @@ class Metrics:
             ["account", "outcome"],
             registry=self.registry,
         )
+        self.signals = Counter(
+            "bridge_upstream_signals",
+            "Verified upstream signals by account; polled_soon=true brought a watched job's poll forward",
+            ["account", "polled_soon"],
+            registry=self.registry,
+        )
         self.poll_lag = Histogram(
             "bridge_poll_lag_seconds",
             "Time from a job's due time to its poll",

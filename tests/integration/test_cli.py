@@ -418,6 +418,11 @@ def test_demo_runs_end_to_end_and_exits_zero(tmp_path):
     assert ran.out.splitlines()[-1] == "demo OK"
     assert time.monotonic() - started < 60
     assert list(tmp_path.iterdir()) == []  # SQLite went to a temporary folder, not the cwd
+    summary = json.loads(ran.out.split("summary: ", 1)[1].rsplit("demo OK", 1)[0])
+    signals = summary["upstream_signals"]  # the simulator's signed webhooks to the bridge
+    assert signals["delivered"] > 0 and signals["not_delivered"] == 0
+    assert 0 < signals["polled_soon"] <= signals["delivered"]
+    assert 0 < signals["polls_brought_forward"] <= summary["upstream_polls"]
 
 
 def _wait_for_port(port: int, proc: subprocess.Popen[bytes], *, within_s: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -271,43 +272,143 @@ async def test_simulator_lists_jobs_by_status():
         assert_error(response, 400, "invalid_request")
 
 
-async def _create(up: Upstream, images: Any, *, key: str = KEY, idem: str | None = "k1"):
+def _images(count: int, *, prefix: str = "sku") -> list[dict[str, Any]]:
+    return [
+        {"source_url": f"https://shop.example/raw/{prefix}-{n}.jpg", "external_id": f"{prefix}-{n}"}
+        for n in range(count)
+    ]
+
+
+async def _create(
+    up: Upstream, images: Any, *, key: str = KEY, idem: str | None = "order-0001", **fields: Any
+) -> httpx.Response:
     headers = {**_auth(key), **({"Idempotency-Key": idem} if idem else {})}
-    return await up.client.post("/product-photo-jobs", json={"images": images}, headers=headers)
+    body = {"images": images, **fields}
+    return await up.client.post("/product-photo-jobs", json=body, headers=headers)
 
 
 async def test_simulator_creates_jobs_idempotently():
-    images = [{"url": "https://shop.example/a.jpg", "external_id": "sku-a"}, {"url": "https://b"}]
+    images = [{"source_url": "https://shop.example/a.jpg", "external_id": "sku-a"}]
+    images.append({"source_url": "https://b.example/b.png"})
+    full = {
+        "operation": "studio_packshot",
+        "preset": "single_product_white_background",
+        "preservation_level": "balanced",
+        "instructions": "Keep the label readable.",
+        "webhook_url": "https://shop.example/hooks/aigen",
+    }
     async with upstream(keys={KEY: KeyLimits(max_active_jobs=5)}) as up:
-        created = await _create(up, images)
-        again = await _create(up, images)
-        second = await _create(up, images, idem="k2")
-        conflict = await _create(up, images[:1])
+        created = await _create(up, images, **full)
+        again = await _create(up, images, **full)
+        reordered = await up.client.post(  # the same body, its keys in another order
+            "/product-photo-jobs",
+            content=json.dumps({**full, "images": images}, sort_keys=True),
+            headers={**_auth(KEY), "Idempotency-Key": "order-0001"},
+        )
+        second = await _create(up, images, idem="order-0002", **full)
+        conflicts = [
+            await _create(up, images[:1], **full),
+            await _create(up, images, **{**full, "preservation_level": "strict"}),
+            await _create(up, images),  # the defaults differ from the first request's fields
+        ]
         job = created.json()["job"]
         fetched = (await up.job(job["id"])).json()["job"]
-    assert created.status_code == again.status_code == second.status_code == 201
+    assert created.status_code == 201
+    assert again.status_code == reordered.status_code == 200  # the existing job, returned again
+    assert second.status_code == 201
     assert_job_schema(job)
     assert job["status"] == "queued" and job["total_items"] == 2
     assert [i["external_id"] for i in job["items"]] == ["sku-a", None]
-    assert again.json()["job"]["id"] == job["id"] == fetched["id"]
+    assert again.json()["job"]["id"] == reordered.json()["job"]["id"] == job["id"] == fetched["id"]
     assert second.json()["job"]["id"] != job["id"]
-    assert_error(conflict, 409, "idempotency_conflict")
+    assert created.json()["remaining_paid_credits"] == 1000  # sandbox keys spend nothing
+    for conflict in conflicts:
+        assert_error(conflict, 409, "idempotency_conflict")
+
+
+async def test_simulator_live_keys_spend_paid_credits():
+    async with upstream(keys={OTHER: KeyLimits(max_active_jobs=5)}) as up:
+        first = await _create(up, _images(3), key=OTHER)
+        second = await _create(up, _images(2), key=OTHER, idem="order-0002")
+    assert first.json()["remaining_paid_credits"] == 997
+    assert second.json()["remaining_paid_credits"] == 995
 
 
 @pytest.mark.parametrize(
-    ("images", "idem", "status", "code"),
+    ("body", "idem", "names"),
     [
-        ([{"url": "https://a"}], None, 400, "invalid_request"),
-        ([], "k", 400, "invalid_request"),
-        ([{"url": "https://a"}] * 21, "k", 400, "invalid_request"),
-        ([{"external_id": "x"}], "k", 400, "invalid_request"),
+        ({"images": _images(1)}, None, "Idempotency-Key"),
+        ({"images": _images(1)}, "short", "Idempotency-Key"),
+        ({"images": _images(1)}, "k" * 161, "Idempotency-Key"),
+        ({"images": []}, "order-0001", "images"),
+        ({"images": _images(21)}, "order-0001", "images"),
+        ({}, "order-0001", "images"),
+        ({"images": [{"url": "https://a.example/a.jpg"}]}, "order-0001", "images[0].source_url"),
+        ({"images": [{"source_url": "ftp://a/b.jpg"}]}, "order-0001", "images[0].source_url"),
+        ({"images": [{"source_url": "not a url"}]}, "order-0001", "images[0].source_url"),
+        (
+            {"images": [{"source_url": "https://a.example/x", "external_id": ""}]},
+            "order-0001",
+            "images[0].external_id",
+        ),
+        ({"images": _images(1), "operation": "paint_it"}, "order-0001", "operation"),
+        ({"images": _images(1), "preset": "nope"}, "order-0001", "preset"),
+        ({"images": _images(1), "preservation_level": "loose"}, "order-0001", "preservation_level"),
+        ({"images": _images(1), "instructions": ""}, "order-0001", "instructions"),
+        ({"images": _images(1), "instructions": "x" * 4001}, "order-0001", "instructions"),
+        ({"images": _images(1), "webhook_url": "hooks"}, "order-0001", "webhook_url"),
+        (
+            {"images": _images(1), "webhook_url": "https://h.example/" + "x" * 2048},
+            "order-0001",
+            "webhook_url",
+        ),
+        ({"images": _images(1), "colour": "red"}, "order-0001", "colour"),
+        ([1, 2], "order-0001", "body"),
     ],
 )
-async def test_simulator_rejects_bad_creations(images, idem, status, code):
+async def test_simulator_rejects_bad_creations_naming_the_field(body, idem, names):
     async with upstream() as up:
-        response = await _create(up, images, idem=idem)
-        assert_error(response, status, code)
+        headers = {**_auth(KEY), **({"Idempotency-Key": idem} if idem else {})}
+        response = await up.client.post("/product-photo-jobs", json=body, headers=headers)
+        assert_error(response, 400, "invalid_request")
+        assert response.json()["error"]["message"].startswith(f"{names}: ")
         assert up.sim.stats()["jobs"] == {}
+
+
+async def test_simulator_rejects_a_body_that_is_not_json():
+    async with upstream() as up:
+        response = await up.client.post(
+            "/product-photo-jobs",
+            content=b"{not json",
+            headers={**_auth(KEY), "Idempotency-Key": "order-0001"},
+        )
+    assert_error(response, 400, "invalid_request")
+    assert response.json()["error"]["message"].startswith("body: ")
+
+
+async def test_simulator_lists_operations_and_presets():
+    async with upstream() as up:
+        operations = await up.client.get("/product-photo-operations", headers=_auth(KEY))
+        anonymous = await up.client.get("/product-photo-operations")
+        presets = await up.client.get("/product-photo-presets")  # public, as upstream's is
+        preset_ids = [p["id"] for p in presets.json()["presets"]]
+        operation_ids = [o["id"] for o in operations.json()["operations"]]
+        named = await _create(up, _images(1), operation=operation_ids[-1], preset=preset_ids[-1])
+        polls = up.sim.stats()["keys"][KEY]["poll_count"]
+    assert operations.status_code == presets.status_code == 200
+    assert operations.json()["request_id"] == operations.headers["x-request-id"]
+    assert_error(anonymous, 401, "invalid_api_key")
+    assert "studio_packshot" in operation_ids and len(operation_ids) == 6
+    for operation in operations.json()["operations"]:
+        assert set(operation) == {"id", "name", "credits_per_image", "description"}
+        assert (
+            isinstance(operation["credits_per_image"], int) and operation["credits_per_image"] > 0
+        )
+    assert "single_product_white_background" in preset_ids
+    for preset in presets.json()["presets"]:
+        assert set(preset) == {"id", "name", "description"}
+    assert named.status_code == 201
+    assert polls == 0  # metadata requests are not polls
 
 
 async def test_simulator_limits_polls_per_rolling_hour():
@@ -347,10 +448,10 @@ async def test_simulator_without_limits_never_answers_429():
 
 async def test_simulator_limits_active_jobs_per_key():
     async with upstream(queue_delay_s=1, seconds_per_item=2) as up:
-        first = await _create(up, [{"url": "https://a"}] * 3, idem="a")
-        busy = await _create(up, [{"url": "https://b"}], idem="b")
+        first = await _create(up, _images(3), idem="order-000a")
+        busy = await _create(up, _images(1), idem="order-000b")
         up.clock.advance(1 + 3 * 2)
-        free = await _create(up, [{"url": "https://b"}], idem="b")
+        free = await _create(up, _images(1), idem="order-000b")
     assert first.status_code == 201
     assert_error(busy, 429, "concurrency_limit")
     assert busy.headers["retry-after"] == "7"
@@ -361,8 +462,8 @@ async def test_simulator_limits_active_jobs_per_account():
     keys = {KEY: KeyLimits(max_active_jobs=5), OTHER: KeyLimits(max_active_jobs=5)}
     async with upstream(keys=keys, accounts={"shop": [KEY, OTHER]}) as up:
         responses = [
-            await _create(up, [{"url": "https://a"}], key=key, idem=idem)
-            for key, idem in ((KEY, "1"), (OTHER, "2"), (KEY, "3"))
+            await _create(up, _images(1), key=key, idem=idem)
+            for key, idem in ((KEY, "order-001"), (OTHER, "order-002"), (KEY, "order-003"))
         ]
     assert [r.status_code for r in responses] == [201, 201, 429]
     assert_error(responses[2], 429, "concurrency_limit")
@@ -379,10 +480,10 @@ async def test_simulator_limits_creations_per_hour(limits, sizes):
     async with upstream(keys={KEY: limits}) as up:
         responses = []
         for index, size in enumerate(sizes):
-            responses.append(await _create(up, [{"url": "https://a"}] * size, idem=str(index)))
+            responses.append(await _create(up, _images(size), idem=f"order-{index:04d}"))
             up.clock.advance(60)
         up.clock.advance(3600 - 60 * len(sizes))
-        later = await _create(up, [{"url": "https://a"}] * sizes[-1], idem="later")
+        later = await _create(up, _images(sizes[-1]), idem="order-later")
     assert [r.status_code for r in responses] == [201, 201, 429]
     assert_error(responses[2], 429, "rate_limited")
     assert responses[2].headers["retry-after"] == str(3600 - 120)

@@ -1,4 +1,4 @@
-"""The upstream endpoints: GET one job, list jobs, create a job."""
+"""The upstream endpoints: GET one job, list jobs, create a job, list operations and presets."""
 
 from __future__ import annotations
 
@@ -7,30 +7,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from bridge.devtools.simulator.catalog import OPERATIONS, PRESETS
+from bridge.devtools.simulator.creation import BadRequest, parse_creation
 from bridge.devtools.simulator.progress import JOB_STATUSES
 from bridge.devtools.simulator.refusal import Refusal
 from bridge.devtools.simulator.responses import error_response, json_response, simulator
-from bridge.devtools.simulator.state import Image, Simulator
+from bridge.devtools.simulator.state import Simulator
 
 GARBAGE = b'{"job": {"id": "<html><body>upstream hiccup'
-
-
-class ImageIn(BaseModel):
-    """One image of a creation request; other request fields (webhook_url, ...) are ignored."""
-
-    url: str
-    external_id: str | None = None
-
-
-class CreateJobIn(BaseModel):
-    """The body of POST /product-photo-jobs."""
-
-    images: list[ImageIn] = Field(min_length=1, max_length=20)
 
 
 def upstream_routes() -> list[BaseRoute]:
@@ -39,6 +27,8 @@ def upstream_routes() -> list[BaseRoute]:
         Route("/product-photo-jobs", list_jobs, methods=["GET"]),
         Route("/product-photo-jobs", create_job, methods=["POST"]),
         Route("/product-photo-jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/product-photo-operations", list_operations, methods=["GET"]),
+        Route("/product-photo-presets", list_presets, methods=["GET"]),
     ]
 
 
@@ -133,22 +123,18 @@ def _list_query(request: Request) -> tuple[int, datetime | None, str | None]:
 
 
 async def create_job(request: Request) -> Response:
-    """POST /product-photo-jobs: create a job of 1 to 20 images, idempotently."""
+    """POST /product-photo-jobs: create a job of 1 to 20 images, idempotently (201, or 200 with
+    the job an earlier request with the same Idempotency-Key and body created)."""
     sim, key = simulator(request), bearer_key(request)
     if key is None or not sim.knows(key):
         return error_response(request, 401)
     headers = sim.rate_headers(key)
     idempotency_key = request.headers.get("idempotency-key", "").strip()
-    if not idempotency_key:
-        message = "The Idempotency-Key header is required."
-        return error_response(request, 400, message=message, headers=headers)
     try:
-        body = CreateJobIn.model_validate_json(await request.body())
-    except ValidationError as exc:
-        return error_response(request, 400, message=_first_problem(exc), headers=headers)
-    images = [Image(url=i.url, external_id=i.external_id) for i in body.images]
-    try:
-        job = sim.submit(key, idempotency_key=idempotency_key, images=images)
+        wanted = parse_creation(await request.body(), idempotency_key=idempotency_key)
+        job, created = sim.submit(key, idempotency_key=idempotency_key, request=wanted)
+    except BadRequest as exc:
+        return error_response(request, 400, message=str(exc), headers=headers)
     except Refusal as refusal:
         return error_response(
             request,
@@ -158,10 +144,18 @@ async def create_job(request: Request) -> Response:
             headers=headers,
             retry_after=refusal.retry_after,
         )
-    return json_response(request, {"job": job}, status=201, headers=headers)
+    body = {"job": job, "remaining_paid_credits": sim.remaining_paid_credits(key)}
+    return json_response(request, body, status=201 if created else 200, headers=headers)
 
 
-def _first_problem(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"]).lstrip(".")
-    return f"{where or 'body'}: {error['msg']}"
+async def list_operations(request: Request) -> Response:
+    """GET /product-photo-operations: the billable operation ids and their credit cost."""
+    sim, key = simulator(request), bearer_key(request)
+    if key is None or not sim.knows(key):
+        return error_response(request, 401)
+    return json_response(request, {"operations": list(OPERATIONS)})
+
+
+async def list_presets(request: Request) -> Response:
+    """GET /product-photo-presets: the preset ids a job may name (public, as upstream's is)."""
+    return json_response(request, {"presets": list(PRESETS)})

@@ -1,6 +1,10 @@
-"""create_simulator(settings) -> Starlette: the upstream routes, the /_sim/ routes, one envelope."""
+"""create_simulator(settings) -> Starlette: the upstream routes, the /_sim/ routes, one envelope,
+and the upstream's own webhooks sent in the background while the app runs."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -11,6 +15,7 @@ from starlette.responses import Response
 from bridge.devtools.simulator.api import upstream_routes
 from bridge.devtools.simulator.control import control_routes
 from bridge.devtools.simulator.responses import RequestIdMiddleware, error_response
+from bridge.devtools.simulator.sender import WebhookSender
 from bridge.devtools.simulator.settings import SimulatorSettings
 from bridge.devtools.simulator.state import Simulator
 
@@ -22,12 +27,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def create_simulator(settings: SimulatorSettings | None = None) -> Starlette:
-    """Build the simulator app, mounted as the API root; app.state.simulator controls it."""
+    """Build the simulator app, mounted as the API root; app.state.simulator controls it and
+    app.state.webhooks sends what its jobs owe (`await app.state.webhooks.send_due()` in tests)."""
     sim = Simulator(settings)
+    sender = WebhookSender(sim)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with sender.running():
+            yield
+
     app = Starlette(
         routes=[*upstream_routes(), *control_routes()],
         middleware=[Middleware(RequestIdMiddleware, simulator=sim)],
         exception_handlers={HTTPException: _http_error},
+        lifespan=lifespan,
     )
     app.state.simulator = sim
+    app.state.webhooks = sender
     return app

@@ -20,6 +20,7 @@ class CreateJobControl(BaseModel):
     total_items: int
     external_ids: list[str | None] | None = None
     job_id: str | None = None
+    webhook_url: str | None = None
 
 
 class ScriptControl(BaseModel):
@@ -54,6 +55,7 @@ async def create_job(request: Request) -> Response:
             total_items=body.total_items,
             external_ids=body.external_ids,
             job_id=body.job_id,
+            webhook_url=body.webhook_url,
         )
     except (ValidationError, ValueError) as exc:
         return error_response(request, 400, message=_message(exc))

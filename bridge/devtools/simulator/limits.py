@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from bridge.devtools.simulator.settings import KeyLimits
+from bridge.devtools.simulator.progress import (
+    ACTIVE,
+    SimJob,
+    finishes_at,
+    format_time,
+    render_job,
+)
+from bridge.devtools.simulator.refusal import BUSY_ACCOUNT, BUSY_KEY, TOO_MANY, Refusal
+from bridge.devtools.simulator.settings import KeyLimits, SimulatorSettings
 
 HOUR = timedelta(hours=1)
+PAID_CREDITS = 1000  # what every simulated account starts with; one credit per image
 
 
 def seconds_until(moment: datetime, now: datetime) -> int:
@@ -26,6 +37,7 @@ class KeyUsage:
         self.rate_limited = 0
         self.creations: deque[tuple[datetime, int]] = deque()  # (when, images) in the hour
         self.jobs_created = 0
+        self.images_created = 0
 
     def _prune(self, now: datetime) -> None:
         while self.window and self.window[0] <= now - HOUR:
@@ -78,7 +90,57 @@ class KeyUsage:
                 return seconds_until(when + HOUR, now)
         return int(HOUR.total_seconds())  # bigger than the hourly allowance: never fits
 
+    def stats(self) -> dict[str, Any]:
+        """What the key spent, JSON-ready: every poll's time, 429s and jobs created."""
+        return {
+            "poll_count": len(self.polls),
+            "polls": [format_time(t) for t in self.polls],
+            "rate_limited": self.rate_limited,
+            "jobs_created": self.jobs_created,
+        }
+
+    def remaining_paid_credits(self, *, sandbox: bool) -> int:
+        """Paid credits left: live keys spend one per image created, sandbox keys never spend."""
+        return PAID_CREDITS if sandbox else max(0, PAID_CREDITS - self.images_created)
+
     def record_creation(self, now: datetime, *, images: int) -> None:
         """Count one job of `images` created at `now`."""
         self.creations.append((now, images))
         self.jobs_created += 1
+        self.images_created += images
+
+
+def creation_refusal(
+    api_key: str,
+    *,
+    jobs: Sequence[SimJob],
+    usage: KeyUsage,
+    settings: SimulatorSettings,
+    images: int,
+    now: datetime,
+) -> Refusal | None:
+    """The 429 the upstream answers a creation of `images` by `api_key` now, or None."""
+
+    def active(keys: set[str] | list[str]) -> list[SimJob]:
+        return [
+            j
+            for j in jobs
+            if j.api_key in keys
+            and render_job(j, now=now, settings=settings).get("status") in ACTIVE
+        ]
+
+    def free_in(busy: list[SimJob]) -> int:
+        ends = [finishes_at(j, settings) for j in busy if j.frozen is None]
+        return seconds_until(min(ends), now) if ends else 60
+
+    mine = active({api_key})
+    if len(mine) >= settings.keys[api_key].max_active_jobs:
+        return Refusal(429, "concurrency_limit", BUSY_KEY, retry_after=free_in(mine))
+    for keys in settings.accounts.values():
+        if api_key not in keys:
+            continue
+        shared = active(keys)
+        if len(shared) >= settings.max_active_jobs_per_account:
+            return Refusal(429, "concurrency_limit", BUSY_ACCOUNT, retry_after=free_in(shared))
+    retry = usage.creation_retry_after(now, images=images)
+    return None if retry is None else Refusal(429, "rate_limited", TOO_MANY, retry_after=retry)

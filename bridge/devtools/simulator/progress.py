@@ -29,6 +29,14 @@ def derive_uuid(*parts: object) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
+def canonical_uuid(value: str) -> str:
+    """Return `value` as a lower-case hyphenated UUID, or raise ValueError naming job_id."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ValueError("job_id must be a UUID") from None
+
+
 def format_time(moment: datetime) -> str:
     """Return the RFC 3339 form used in bodies and cursors, e.g. 2026-11-28T12:00:00.000000Z."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -44,6 +52,7 @@ class SimJob:
     listed_at: datetime  # unique per key, shown as created_at and used as list cursor
     items: tuple[tuple[str, str | None], ...]  # (item id, external_id) in processing order
     frozen: dict[str, Any] | None = None
+    webhook_url: str | None = None  # where the upstream's own signed webhooks go
 
     @property
     def sandbox(self) -> bool:

@@ -37,4 +37,6 @@ class SimulatorSettings:
     failure_rate: float = 0.1
     seed: int = 0
     enforce_limits: bool = True
+    webhook_interval_s: float = 0.2  # how often jobs with a webhook_url are checked for news
+    webhook_timeout_s: float = 5.0  # each webhook POST, connect to response
     now: Callable[[], datetime] = utcnow

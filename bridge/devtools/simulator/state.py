@@ -4,35 +4,21 @@ from __future__ import annotations
 
 import copy
 import threading
-import uuid
-from collections import Counter, deque
-from dataclasses import dataclass, replace
+from collections import Counter
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bridge.devtools.simulator.limits import KeyUsage, seconds_until
-from bridge.devtools.simulator.progress import (
-    ACTIVE,
-    SimJob,
-    derive_uuid,
-    finishes_at,
-    format_time,
-    render_job,
-    summary_of,
-)
-from bridge.devtools.simulator.refusal import BUSY_ACCOUNT, BUSY_KEY, REUSED, TOO_MANY, Refusal
+from bridge.devtools.simulator.creation import JobRequest
+from bridge.devtools.simulator.limits import KeyUsage, creation_refusal
+from bridge.devtools.simulator.listing import page_of
+from bridge.devtools.simulator.progress import SimJob, canonical_uuid, derive_uuid, render_job
+from bridge.devtools.simulator.refusal import REUSED, Refusal
+from bridge.devtools.simulator.scripts import Scripts, check_script
 from bridge.devtools.simulator.settings import SimulatorSettings
+from bridge.devtools.simulator.webhooks import Webhook, WebhookBook
 
-SCRIPT_FIELDS = frozenset({"status", "retry_after", "garbage", "delay_s", "job"})
 _TICK = timedelta(microseconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Image:
-    """One image of a creation request."""
-
-    url: str
-    external_id: str | None = None
 
 
 class Simulator:
@@ -52,9 +38,12 @@ class Simulator:
         with self._lock:
             self._jobs: dict[str, SimJob] = {}
             self._usage = {key: KeyUsage(lim) for key, lim in self.settings.keys.items()}
-            self._job_scripts: dict[str, deque[dict[str, Any]]] = {}
-            self._key_scripts: dict[str, deque[dict[str, Any]]] = {}
-            self._idempotency: dict[tuple[str, str], tuple[str, list[Image]]] = {}
+            self._scripts = Scripts()
+            self._idempotency: dict[tuple[str, str], tuple[str, str]] = {}  # -> job, fingerprint
+            self._webhooks = WebhookBook(seed=self.settings.seed)
+            self._webhook_results: Counter[str] = Counter()
+            self._signalled: set[str] = set()  # jobs told something since their last poll
+            self._with_webhooks: dict[str, None] = {}  # in creation order; few jobs have one
             self._gets: Counter[str] = Counter()
             self._gets_limited: Counter[str] = Counter()
             self._job_count = 0
@@ -70,6 +59,7 @@ class Simulator:
         total_items: int,
         external_ids: list[str | None] | None = None,
         job_id: str | None = None,
+        webhook_url: str | None = None,
     ) -> str:
         """Create a job for `api_key` directly, bypassing creation limits; return its id."""
         if api_key not in self.settings.keys:
@@ -79,12 +69,12 @@ class Simulator:
         if external_ids is not None and len(external_ids) != total_items:
             raise ValueError("external_ids must have total_items entries")
         if job_id is not None:
-            job_id = _canonical_uuid(job_id)
+            job_id = canonical_uuid(job_id)
         with self._lock:
             if job_id in self._jobs:
                 raise ValueError("job_id already exists")
             ids = external_ids or [None] * total_items
-            return self._add_job(api_key, ids, job_id=job_id).id
+            return self._add_job(api_key, ids, job_id=job_id, webhook_url=webhook_url).id
 
     def set_job(self, job_id: str, job: dict[str, Any]) -> None:
         """Freeze `job_id` at exactly this body: it stops progressing and GET returns it."""
@@ -99,44 +89,32 @@ class Simulator:
         """Queue `responses` for the next GETs of `job_id` (or, with job_id None, any job of
         `api_key`); each is {"status"}, {"status": 429, "retry_after"}, {"garbage": true},
         {"delay_s"} or {"job"}, and delay_s combines with any other."""
-        for response in responses:
-            unknown = set(response) - SCRIPT_FIELDS
-            if unknown:
-                raise ValueError(f"unknown script fields: {sorted(unknown)}")
+        check_script(responses)
         with self._lock:
             if job_id is not None:
-                queue = self._job_scripts.setdefault(job_id, deque())
+                self._scripts.for_job(job_id, responses)
             elif api_key in self.settings.keys:
-                queue = self._key_scripts.setdefault(api_key, deque())
+                self._scripts.for_key(api_key, responses)
             else:
                 raise ValueError("script needs a job_id or one of the simulator's keys")
-            queue.extend(copy.deepcopy(responses))
 
     def stats(self) -> dict[str, Any]:
-        """Return polls per key (timestamps, counts) and GETs per job, JSON-ready."""
+        """Return polls per key (timestamps, counts), GETs per job and webhooks sent (with the
+        polls that came after one, before any other poll of that job), JSON-ready."""
         with self._lock:
-            keys = {
-                key: {
-                    "poll_count": len(usage.polls),
-                    "polls": [format_time(t) for t in usage.polls],
-                    "rate_limited": usage.rate_limited,
-                    "jobs_created": usage.jobs_created,
-                }
-                for key, usage in self._usage.items()
-            }
+            keys = {key: usage.stats() for key, usage in self._usage.items()}
             job_ids = sorted(set(self._jobs) | set(self._gets) | set(self._gets_limited))
             jobs = {
                 job_id: {"gets": self._gets[job_id], "rate_limited": self._gets_limited[job_id]}
                 for job_id in job_ids
             }
-            return {"keys": keys, "jobs": jobs}
+            webhooks = {"delivered": 0, "failed": 0, "polls_after": 0, **self._webhook_results}
+            return {"keys": keys, "jobs": jobs, "webhooks": webhooks}
 
     def peek(self, job_id: str) -> dict[str, Any]:
         """Return the job's current body without counting a poll (KeyError when unknown)."""
         with self._lock:
-            return copy.deepcopy(
-                render_job(self._jobs[job_id], now=self.now(), settings=self.settings)
-            )
+            return copy.deepcopy(self._render(self._jobs[job_id]))
 
     # -- used by the HTTP layer --------------------------------------------------------------
 
@@ -170,15 +148,15 @@ class Simulator:
             usage.record_poll(now)
             if job_id is not None:
                 self._gets[job_id] += 1
+                if job_id in self._signalled:
+                    self._signalled.discard(job_id)
+                    self._webhook_results["polls_after"] += 1
             return None
 
     def next_script(self, api_key: str, job_id: str) -> dict[str, Any] | None:
         """Pop the next scripted response for this GET: the job's own first, then the key's."""
         with self._lock:
-            for queue in (self._job_scripts.get(job_id), self._key_scripts.get(api_key)):
-                if queue:
-                    return queue.popleft()
-            return None
+            return self._scripts.next(api_key=api_key, job_id=job_id)
 
     def freeze_scripted(self, api_key: str, job_id: str, job: dict[str, Any]) -> None:
         """Freeze a job at a scripted body, creating it for `api_key` when it does not exist."""
@@ -199,51 +177,82 @@ class Simulator:
             job = self._jobs.get(job_id)
             if job is None or job.api_key != api_key:
                 return None
-            return render_job(job, now=self.now(), settings=self.settings)
+            return self._render(job)
 
     def list_jobs(
         self, api_key: str, *, limit: int, cursor: datetime | None, status: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         """Return one page of the key's job summaries, newest first, and the next cursor."""
         with self._lock:
-            now = self.now()
-            rows = sorted(
+            return page_of(
                 (j for j in self._jobs.values() if j.api_key == api_key),
-                key=lambda j: j.listed_at,
-                reverse=True,
+                settings=self.settings,
+                now=self.now(),
+                limit=limit,
+                cursor=cursor,
+                status=status,
             )
-            page: list[tuple[SimJob, dict[str, Any]]] = []
-            for job in rows:
-                if cursor is not None and job.listed_at >= cursor:
-                    continue
-                summary = summary_of(job, render_job(job, now=now, settings=self.settings))
-                if status is None or summary.get("status") == status:
-                    page.append((job, summary))
-                if len(page) > limit:
-                    break
-            more = len(page) > limit
-            next_cursor = format_time(page[limit - 1][0].listed_at) if more else None
-            return [summary for _, summary in page[:limit]], next_cursor
 
-    def submit(self, api_key: str, *, idempotency_key: str, images: list[Image]) -> dict[str, Any]:
-        """Create a job as POST does (limits, idempotency) and return its body, or raise Refusal."""
+    def submit(
+        self, api_key: str, *, idempotency_key: str, request: JobRequest
+    ) -> tuple[dict[str, Any], bool]:
+        """Create a job as POST does (limits, idempotency): (its body, whether it is new), or raise
+        Refusal."""
         with self._lock:
             known = self._idempotency.get((api_key, idempotency_key))
             if known is not None:
-                if known[1] != images:
+                if known[1] != request.fingerprint:
                     raise Refusal(409, "idempotency_conflict", REUSED)
-                return render_job(self._jobs[known[0]], now=self.now(), settings=self.settings)
+                return self._render(self._jobs[known[0]]), False
+            now, usage = self.now(), self._usage[api_key]
+            images = len(request.external_ids)
             if self.settings.enforce_limits:
-                self._check_creation(api_key, images=len(images))
-            self._usage[api_key].record_creation(self.now(), images=len(images))
-            job = self._add_job(api_key, [i.external_id for i in images], job_id=None)
-            self._idempotency[(api_key, idempotency_key)] = (job.id, images)
-            return render_job(job, now=self.now(), settings=self.settings)
+                refusal = creation_refusal(
+                    api_key,
+                    jobs=list(self._jobs.values()),
+                    usage=usage,
+                    settings=self.settings,
+                    images=images,
+                    now=now,
+                )
+                if refusal is not None:
+                    raise refusal
+            usage.record_creation(now, images=images)
+            job = self._add_job(
+                api_key, list(request.external_ids), job_id=None, webhook_url=request.webhook_url
+            )
+            self._idempotency[(api_key, idempotency_key)] = (job.id, request.fingerprint)
+            return self._render(job), True
+
+    def remaining_paid_credits(self, api_key: str) -> int:
+        """The key's paid credits left, as the create response reports them."""
+        with self._lock:
+            sandbox = api_key.startswith("aigen_test_")
+            return self._usage[api_key].remaining_paid_credits(sandbox=sandbox)
+
+    def due_webhooks(self) -> list[Webhook]:
+        """The signed webhooks jobs owe since last asked, in order; each is handed out once."""
+        with self._lock:
+            now = self.now()
+            jobs = [self._jobs[job_id] for job_id in self._with_webhooks]
+            return [w for job in jobs for w in self._webhooks.due(job, self._render(job), now=now)]
+
+    def record_webhook(self, job_id: str, *, delivered: bool) -> None:
+        """Count one webhook sent; the job's next poll counts as one that followed a webhook."""
+        with self._lock:
+            self._webhook_results["delivered" if delivered else "failed"] += 1
+            if delivered:
+                self._signalled.add(job_id)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _add_job(
-        self, api_key: str, external_ids: list[str | None], *, job_id: str | None
+        self,
+        api_key: str,
+        external_ids: list[str | None],
+        *,
+        job_id: str | None,
+        webhook_url: str | None = None,
     ) -> SimJob:
         if job_id is None:
             self._job_count += 1
@@ -258,9 +267,16 @@ class Simulator:
             created_at=self.now(),
             listed_at=self._next_listed(),
             items=items,
+            webhook_url=webhook_url,
         )
         self._jobs[job_id] = job
+        if webhook_url is not None:
+            self._with_webhooks[job_id] = None
+            self._webhooks.start(job_id, self._render(job))
         return job
+
+    def _render(self, job: SimJob) -> dict[str, Any]:
+        return render_job(job, now=self.now(), settings=self.settings)
 
     def _next_listed(self) -> datetime:
         # Jobs made at the same clock instant still get distinct, ordered cursors.
@@ -272,34 +288,3 @@ class Simulator:
 
     def _freeze(self, job_id: str, job: dict[str, Any]) -> None:
         self._jobs[job_id] = replace(self._jobs[job_id], frozen=copy.deepcopy(job))
-
-    def _check_creation(self, api_key: str, *, images: int) -> None:
-        now = self.now()
-        active = [j for j in self._jobs.values() if j.api_key == api_key and self._active(j, now)]
-        if len(active) >= self.settings.keys[api_key].max_active_jobs:
-            raise Refusal(429, "concurrency_limit", BUSY_KEY, retry_after=self._free_in(active))
-        for keys in self.settings.accounts.values():
-            if api_key not in keys:
-                continue
-            shared = [j for j in self._jobs.values() if j.api_key in keys and self._active(j, now)]
-            if len(shared) >= self.settings.max_active_jobs_per_account:
-                raise Refusal(
-                    429, "concurrency_limit", BUSY_ACCOUNT, retry_after=self._free_in(shared)
-                )
-        retry = self._usage[api_key].creation_retry_after(now, images=images)
-        if retry is not None:
-            raise Refusal(429, "rate_limited", TOO_MANY, retry_after=retry)
-
-    def _active(self, job: SimJob, now: datetime) -> bool:
-        return render_job(job, now=now, settings=self.settings).get("status") in ACTIVE
-
-    def _free_in(self, active: list[SimJob]) -> int:
-        ends = [finishes_at(j, self.settings) for j in active if j.frozen is None]
-        return seconds_until(min(ends), self.now()) if ends else 60
-
-
-def _canonical_uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ValueError("job_id must be a UUID") from None
