@@ -28,25 +28,13 @@ from bridge.devtools.simulator import KeyLimits, Simulator, SimulatorSettings, c
 from bridge.devtools.simulator.sender import WebhookSender
 from bridge.store import open_store
 from bridge.store.tables import upstream_jobs
+from tests.clock import FakeClock
 
 KEY = "aigen_test_simulator"
 OTHER = "aigen_live_other"
 START = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 JOB = "0b6f4a8e-2f7e-4c1a-9d7e-1c2b3a4d5e6f"
 PLAIN_HTTP = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-@dataclass
-class FakeClock:
-    """A clock the test moves by hand, shared by the simulator and the bridge."""
-
-    moment: datetime = START
-
-    def __call__(self) -> datetime:
-        return self.moment
-
-    def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -129,7 +117,7 @@ async def _wait_for(condition: Callable[[], bool], *, within_s: float = 5.0) -> 
 
 
 async def test_simulator_webhooks_pass_the_bridge_signature_check():
-    clock = FakeClock()
+    clock = FakeClock(START)
     receiver = Receiver(clock)
     settings = {"queue_delay_s": 1, "seconds_per_item": 2, "failure_rate": 0.5, "seed": 0}
     async with serving(receiver.app()) as hooks, upstream(clock, **settings) as up:
@@ -177,7 +165,7 @@ async def test_simulator_webhooks_pass_the_bridge_signature_check():
 
 
 async def test_simulator_webhook_signature_is_bound_to_the_key_and_body():
-    clock = FakeClock()
+    clock = FakeClock(START)
     receiver = Receiver(clock, key="aigen_test_someone_else")
     async with serving(receiver.app()) as hooks, upstream(clock) as up:
         up.sim.create_job(KEY, total_items=1, webhook_url=f"{hooks.url}/hook")
@@ -189,7 +177,7 @@ async def test_simulator_webhook_signature_is_bound_to_the_key_and_body():
 
 async def test_simulator_webhook_failures_are_logged_and_dropped_without_blocking(caplog):
     caplog.set_level(logging.WARNING, logger="bridge.devtools.simulator.sender")
-    clock = FakeClock()
+    clock = FakeClock(START)
     receiver = Receiver(clock)
     settings = {"webhook_interval_s": 0.02, "webhook_timeout_s": 0.5, "queue_delay_s": 1}
     async with serving(receiver.app()) as hooks, upstream(clock, **settings) as up:
@@ -225,7 +213,7 @@ clients: {{shop: {{token: shop-token-123, accounts: [main]}}}}
 
 
 async def test_simulator_webhook_moves_the_bridge_s_watched_job_forward(tmp_path):
-    clock = FakeClock()
+    clock = FakeClock(START)
     async with upstream(clock, queue_delay_s=1) as up:
         config = _bridge_config(tmp_path, upstream_url=str(up.client.base_url))
         store = await open_store(config.storage.url)
