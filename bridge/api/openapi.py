@@ -47,6 +47,7 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     idempotent_key: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # required request headers: (name, description)
     public: bool = False
     tag: str = "watches"
     media_type: str = "application/json"
@@ -100,6 +101,11 @@ def _parameters(op: Operation, defs: dict[str, Any]) -> list[dict[str, Any]]:
         params += _query_parameters(op.query, defs)
     if op.idempotent_key:
         params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    params += [
+        {"name": name, "in": "header", "required": True, "description": text,
+         "schema": {"type": "string"}}
+        for name, text in op.headers
+    ]  # fmt: skip
     params.append({"$ref": "#/components/parameters/RequestId"})
     return params
 

@@ -105,6 +105,7 @@ OPERATIONS = (
         status=202,
         response=signals.SignalAccepted,
         errors=(400, 401, 413),
+        headers=signals.SIGNAL_HEADERS,
         public=True,
         tag="upstream",
     ),
