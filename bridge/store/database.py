@@ -13,6 +13,13 @@ class Database:
         self.engine = engine
         self.reader = reader or engine
         self.dialect = engine.dialect.name
+        url = engine.url
+        # For logs: the SQLite file's path, or the server's URL without its password.
+        self.location = (
+            str(url.database or ":memory:")
+            if self.dialect == "sqlite"
+            else url.render_as_string(hide_password=True)
+        )
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
