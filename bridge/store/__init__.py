@@ -24,7 +24,7 @@ class Store:
         self.channel_state = ChannelState(db)
 
     async def ping(self) -> None:
-        """Raise unless the database answers."""
+        """Raise unless storage takes a write now (the readiness check)."""
         await self.db.ping()
 
     async def close(self) -> None:

@@ -37,6 +37,15 @@ _POSTGRES = {
 _DRIVERS = ("asyncpg", "aiosqlite", "sqlite3", "sqlalchemy")
 
 
+class StorageFault(Exception):
+    """A fault found before the driver reported one (a read-only SQLite file, say); the message
+    names the path, `fault` says it in a few words."""
+
+    def __init__(self, fault: str, message: str) -> None:
+        super().__init__(message)
+        self.fault = fault
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """The exception, what SQLAlchemy wrapped (`orig`), and its causes, each once."""
     seen: set[int] = set()
@@ -64,6 +73,8 @@ def _raised_by_driver(exc: BaseException) -> bool:
 
 
 def _one(exc: BaseException) -> str | None:
+    if isinstance(exc, StorageFault):
+        return exc.fault
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         return _SQLITE.get(code & 0xFF) if isinstance(code, int) else None

@@ -3,10 +3,13 @@ with Retry-After, /readyz says so, and the bridge recovers by itself once the da
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
+import httpx
 import pytest
 
 from tests.integration.api_support import running_api
@@ -23,6 +26,22 @@ def own_cluster() -> Iterator[tuple[PostgresServer, Cluster]]:
             yield pair
     except ClusterUnavailable as exc:
         pytest.skip(str(exc))
+
+
+async def _until(
+    call: Callable[[], Awaitable[httpx.Response]], done: Callable[[httpx.Response], bool]
+) -> httpx.Response:
+    """Call until the answer is done (a reload reaches each pooled session in turn), or 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = await call()
+        if done(response) or time.monotonic() > deadline:
+            return response
+        await asyncio.sleep(0.05)
+
+
+def _storage(response: httpx.Response) -> str:
+    return str(response.json()["checks"]["storage"])
 
 
 def _assert_unavailable(response: object) -> None:
@@ -63,3 +82,27 @@ async def test_api_answers_503_while_postgresql_restarts(
     assert again.status_code == 201, again.text
     assert ready.json()["checks"]["storage"] == "ok"
     assert kept.status_code == 200
+
+
+async def test_readyz_notices_a_postgresql_that_reads_but_cannot_write(
+    own_cluster: tuple[PostgresServer, Cluster],
+) -> None:
+    server, _ = own_cluster
+    url = server.create_database()
+    async with running_api(url) as api:
+        assert (await api.create()).status_code == 201
+        # As after a failover to a standby: SELECT 1 still answers, every write is refused.
+        server.psql("ALTER SYSTEM SET default_transaction_read_only = on")
+        server.psql("SELECT pg_reload_conf()")
+        try:
+            ready = await _until(lambda: api.http.get("/readyz"), lambda r: _storage(r) != "ok")
+            refused = await _until(api.create, lambda r: r.status_code != 201)
+        finally:
+            server.psql("ALTER SYSTEM RESET default_transaction_read_only")
+            server.psql("SELECT pg_reload_conf()")
+        back = await _until(lambda: api.http.get("/readyz"), lambda r: _storage(r) == "ok")
+        again = await _until(api.create, lambda r: r.status_code == 201)
+    assert ready.status_code == 503 and _storage(ready) == "read-only"
+    _assert_unavailable(refused)
+    assert _storage(back) == "ok"
+    assert again.status_code == 201
