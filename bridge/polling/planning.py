@@ -17,6 +17,7 @@ from bridge.events.payloads import WatchRef, event_payload
 from bridge.events.routing import Router, WatchRoute
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
+from bridge.polling.apikey import CONFIRM_AFTER
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
 from bridge.store.records import WatchRecord
 from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, NewEvent, WatchChange
@@ -29,7 +30,7 @@ JITTER = 0.1
 MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway  # intervals vary by ±10% so jobs registered together drift apart
 
 ERRORS = {
-    "invalid_api_key": "the upstream rejected the account's API key (HTTP 401)",
+    "invalid_api_key": "the upstream refused the account's API key (HTTP 401), again a minute later",
     "job_not_found": "the upstream answered 404 for this job repeatedly",
     "watch_expired": "the watch reached its time to live before the job ended",
 }
@@ -145,8 +146,9 @@ def plan_poll(
     if isinstance(outcome, Ok):
         return _plan_snapshot(job, watches, outcome.snapshot, ctx)
     if isinstance(outcome, Unauthorized):
-        ended = plan_end(job, watches, ctx, reason="invalid_api_key")
-        return replace(ended, job=_job_update(job, next_poll_at=None, last_polled_at=ctx.now))
+        # Not proof yet: poll again once a second 401 would be; the poller fails the account then.
+        due = ctx.now + CONFIRM_AFTER if watches else None
+        return JobWrite(job=_job_update(job, next_poll_at=due, priority=job.priority))
     if isinstance(outcome, NotFound):
         return _plan_not_found(job, watches, ctx)
     if isinstance(outcome, RateLimited):
