@@ -158,27 +158,12 @@ class Poller:
             if account not in latest or _remaining(outcome) < _remaining(latest[account]):
                 latest[account] = outcome
 
-        def fold(account: str, state: BudgetState) -> BudgetState:
-            if (outcome := latest.get(account)) is not None:
-                rl = outcome.rate_limit
-                state = observe(
-                    state,
-                    now=now,
-                    remaining=rl.remaining if rl else None,
-                    reset_at=rl.reset_at if rl else None,
-                    retry_after_s=outcome.retry_after_s
-                    if isinstance(outcome, RateLimited)
-                    else None,
-                    rate_limited=isinstance(outcome, RateLimited),
-                )
-            if (verdict := verdicts.get(account)) is not None:
-                state = observe_key(state, accepted=verdict, now=now)
-            return state
-
         changed = {*latest, *(a for a, v in verdicts.items() if v is not None)}
-        rows = await self.store.jobs.update_budgets(
-            {account: partial(fold, account) for account in changed}, now=now
-        )
+        changes = {
+            a: partial(_fold, latest=latest.get(a), verdict=verdicts.get(a), now=now)
+            for a in changed
+        }
+        rows = await self.store.jobs.update_budgets(changes, now=now)
         for account, outcome in latest.items():
             if outcome.rate_limit is not None and outcome.rate_limit.remaining is not None:
                 self.metrics.budget_remaining.labels(account).set(outcome.rate_limit.remaining)
@@ -228,6 +213,26 @@ class Poller:
                 keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
             )
             self._committed(writes)
+
+
+def _fold(
+    state: BudgetState, *, latest: Outcome | None, verdict: bool | None, now: datetime
+) -> BudgetState:
+    """Fold what a batch said of one account (its newest rate-limit word, its key) into its row."""
+    if latest is not None:
+        rl = latest.rate_limit
+        limited = isinstance(latest, RateLimited)
+        state = observe(
+            state,
+            now=now,
+            remaining=rl.remaining if rl else None,
+            reset_at=rl.reset_at if rl else None,
+            retry_after_s=latest.retry_after_s if isinstance(latest, RateLimited) else None,
+            rate_limited=limited,
+        )
+    if verdict is not None:
+        state = observe_key(state, accepted=verdict, now=now)
+    return state
 
 
 def _key_verdicts(outcomes: dict[Key, Outcome]) -> dict[str, bool | None]:
