@@ -24,7 +24,7 @@ class Database:
         url = engine.url.render_as_string(hide_password=True)
         self.sqlite_file = sqlite_path(url)
         # For logs: the SQLite file's path, or the server's URL without its password.
-        self.location = str(self.sqlite_file) if self.dialect == "sqlite" else url
+        self.location = str(self.sqlite_file or ":memory:") if self.dialect == "sqlite" else url
         self._fault: str | None = None  # what the last ping found, to log only changes
 
     async def ping(self) -> None:
