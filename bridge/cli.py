@@ -49,6 +49,15 @@ def _draining_server_class() -> type[Any]:
     return DrainingServer
 
 
+def _storage_problem(config: Config) -> str | None:
+    """Why a SQLite database could not be written (naming the path), before anything starts."""
+    from bridge.store.engine import sqlite_fault, sqlite_path
+
+    path = sqlite_path(config.storage.url)
+    fault = sqlite_fault(path) if path is not None else None
+    return str(fault) if fault is not None else None
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -57,6 +66,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     if config is None:
+        return 1
+    if (problem := _storage_problem(config)) is not None:
+        print(f"storage.url: {problem}", file=sys.stderr)
         return 1
     configure_logging(os.environ.get("BRIDGE_LOG_LEVEL", "INFO"))
     server = _draining_server_class()(

@@ -161,29 +161,32 @@ class Cluster:
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 
-    def start(self) -> int:
-        """Start on a free port, retrying when another process grabs the port first."""
+    def start(self, port: int | None = None) -> int:
+        """Start on `port` (a restart), else on a free port, retrying when another process grabs
+        the port first."""
         failure = ""
-        for _ in range(_START_ATTEMPTS):
-            port = free_port()
-            options = f"-p {port} -k {self.sockets} {_SERVER_OPTIONS}"
+        for _ in range(1 if port else _START_ATTEMPTS):
+            chosen = port or free_port()
+            options = f"-p {chosen} -k {self.sockets} {_SERVER_OPTIONS}"
             args = ["-D", str(self.data), "-l", str(self.log), "-w", "-t", str(_COMMAND_TIMEOUT_S)]
             done = self._run("pg_ctl", *args, "-o", options, "start")
             if done.returncode == 0:
-                return port
+                return chosen
             failure = f"{done.stdout}{done.stderr}\n--- log tail ---\n{_tail(self.log)}"
             self.stop()
             if "could not bind" not in failure and "already in use" not in failure:
                 break
         raise RuntimeError(f"pg_ctl start failed:\n{failure}")
 
-    def stop(self) -> None:
-        """Stop the server at once; fall back to SIGQUIT (immediate shutdown) if pg_ctl fails."""
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop the server, at once by default (a crash: with this cluster's settings the last
+        commits may be lost) or "fast" (clean, as a restart by an operator); fall back to SIGQUIT
+        (immediate shutdown) if pg_ctl fails."""
         pid_file = self.data / "postmaster.pid"
         if not pid_file.exists():
             return
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            done = self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            done = self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
             if done.returncode == 0:
                 return
         with contextlib.suppress(OSError, ValueError, IndexError):
@@ -194,8 +197,9 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[PostgresServer]:
-    """Start a cluster for the duration of the block (raises ClusterUnavailable without binaries)."""
+def controlled_cluster() -> Iterator[tuple[PostgresServer, Cluster]]:
+    """A cluster for the block, and its control to stop and start it again on the same port
+    (raises ClusterUnavailable without binaries)."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise ClusterUnavailable(SKIP_REASON)
@@ -205,7 +209,14 @@ def running_cluster() -> Iterator[PostgresServer]:
         port = cluster.start()
         server = PostgresServer(host="127.0.0.1", port=port, bin_dir=bin_dir)
         version_num = int(server.psql("SHOW server_version_num").strip())
-        yield dataclasses.replace(server, version_num=version_num)
+        yield dataclasses.replace(server, version_num=version_num), cluster
     finally:
         cluster.stop()
         cluster.remove()
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[PostgresServer]:
+    """Start a cluster for the duration of the block (raises ClusterUnavailable without binaries)."""
+    with controlled_cluster() as (server, _):
+        yield server

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 TOLERANCE_S = 300  # a signature older or newer than this is refused (replays)
+TIMESTAMP_DIGITS = 12  # Unix seconds for the next 30,000 years; longer is not a timestamp
 
 
 class SignatureProblem(Exception):
@@ -27,20 +28,29 @@ def expected_signature(*, api_key: str, timestamp: str, event_id: str, body: byt
     return "v1=" + hmac.new(key, signed, hashlib.sha256).hexdigest()
 
 
+def _ascii_header(headers: Mapping[str, str], name: str, *, limit: int = 1024) -> str:
+    """The header's value when it is 1..limit printable ASCII characters, else "" (as if absent)."""
+    value = headers.get(name, "").strip()
+    if len(value) > limit or not value.isascii() or not value.isprintable():
+        return ""
+    return value
+
+
 def verify_aigen_signature(
     *, api_key: str, headers: Mapping[str, str], body: bytes, now: datetime
 ) -> str:
     """Return the signal's event id, or raise SignatureProblem."""
-    signature = headers.get("x-aigen-signature", "")
-    timestamp = headers.get("x-aigen-timestamp", "")
-    event_id = headers.get("x-aigen-event-id", "")
+    signature = _ascii_header(headers, "x-aigen-signature")
+    # ASCII digits only: str.isdigit() also accepts "\u00b9" (latin-1 header bytes), which int() refuses.
+    timestamp = _ascii_header(headers, "x-aigen-timestamp", limit=TIMESTAMP_DIGITS)
+    event_id = _ascii_header(headers, "x-aigen-event-id", limit=255)
     if not signature or not timestamp.isdigit() or not event_id:
         raise SignatureProblem(
-            "X-Aigen-Signature, X-Aigen-Timestamp and X-Aigen-Event-Id are required"
+            "X-Aigen-Signature, X-Aigen-Timestamp and X-Aigen-Event-Id are required, in ASCII"
         )
     if abs(now.timestamp() - int(timestamp)) > TOLERANCE_S:
         raise SignatureProblem("X-Aigen-Timestamp is too old or in the future")
     wanted = expected_signature(api_key=api_key, timestamp=timestamp, event_id=event_id, body=body)
-    if not hmac.compare_digest(wanted, signature.strip()):
+    if not hmac.compare_digest(wanted.encode(), signature.encode()):
         raise SignatureProblem("X-Aigen-Signature does not match")
     return event_id

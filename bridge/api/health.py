@@ -1,9 +1,8 @@
-"""Operator endpoints: /healthz (alive), /readyz (storage and scheduler), /metrics (Prometheus)."""
+"""Operator endpoints: /healthz (alive), /readyz (storage takes writes, scheduler runs), /metrics."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
@@ -11,8 +10,7 @@ from starlette.responses import Response
 
 from bridge.api.context import api_of, json_response
 from bridge.api.schemas import Health, Readiness
-
-log = logging.getLogger(__name__)
+from bridge.store.faults import storage_fault
 
 PING_TIMEOUT_S = 2.0
 
@@ -23,19 +21,20 @@ async def healthz(request: Request) -> Response:
 
 
 async def _storage_check(request: Request) -> str:
+    """ "ok" when storage takes a write within the timeout, else the fault in a few words; the
+    store logs each change of fault with the path or URL."""
     try:
         async with asyncio.timeout(PING_TIMEOUT_S):
             await api_of(request).store.ping()
     except TimeoutError:
         return "timed out"
     except Exception as exc:  # any driver error means "not ready", never a 500
-        log.warning("storage ping failed", extra={"error": type(exc).__name__})
-        return "unreachable"
+        return storage_fault(exc) or "unreachable"
     return "ok"
 
 
 async def readyz(request: Request) -> Response:
-    """200 when storage answers and the scheduler runs, else 503 saying which check failed."""
+    """200 when storage takes a write and the scheduler runs, else 503 saying which check failed."""
     checks = {
         "storage": await _storage_check(request),
         "scheduler": "ok" if api_of(request).scheduler_running() else "not running",

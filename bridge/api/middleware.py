@@ -13,18 +13,21 @@ from collections.abc import Iterable
 from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.api.auth import Principal, bearer_token, identify, unauthorized
 from bridge.api.context import context_of
-from bridge.api.errors import ApiError, api_error_response, error_response
+from bridge.api.errors import ApiError, api_error_response, error_response, request_id_of
 from bridge.api.ratelimit import retry_after_header
 from bridge.ids import clean_request_id
+from bridge.store.faults import storage_fault
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
+STORAGE_RETRY_AFTER_S = 5  # a restarting database is usually back within seconds
 PROTECTED_PREFIX = "/v1"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -83,19 +86,10 @@ class RequestContext:
             await api_error_response(scope, exc)(scope, receive, tagged_send)
         except ClientDisconnect:
             status = 499  # the caller hung up mid-request: nobody to answer, nothing to log
-        except Exception:
-            log.exception(
-                "unhandled error in request",
-                extra={"request_id": request_id, "method": scope["method"], "path": scope["path"]},
-            )
+        except Exception as exc:
+            response = _failure(scope, exc)
             if started:
                 raise
-            response = error_response(
-                scope,
-                status=500,
-                code="internal_error",
-                message="internal error; quote the request id when reporting it",
-            )
             await response(scope, receive, tagged_send)
         finally:
             self._count(scope, status)
@@ -109,6 +103,38 @@ class RequestContext:
         api.metrics.api_requests.labels(
             method=method, route=route_template(scope), status=str(status)
         ).inc()
+
+
+def _failure(scope: Scope, exc: Exception) -> Response:
+    """Log an unexpected exception once and answer it: 503 for a storage fault, else 500."""
+    where = {"request_id": request_id_of(scope), "method": scope["method"], "path": scope["path"]}
+    fault = storage_fault(exc)
+    if fault is None:
+        log.error("unhandled error in request", extra=where, exc_info=exc)
+        return error_response(
+            scope,
+            status=500,
+            code="internal_error",
+            message="internal error; quote the request id when reporting it",
+        )
+    api = context_of(scope)
+    log.error(
+        "storage unavailable",
+        extra={
+            **where,
+            "fault": fault,
+            "storage": api.store.db.location if api else "",
+            "error": f"{type(exc).__name__}: {exc}"[:300],
+        },
+    )
+    retry_after = str(STORAGE_RETRY_AFTER_S)
+    return error_response(
+        scope,
+        status=503,
+        code="storage_unavailable",
+        message=f"storage is unavailable ({fault}); retry after {retry_after} s",
+        headers={"Retry-After": retry_after},
+    )
 
 
 def _too_large() -> ApiError:

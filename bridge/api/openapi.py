@@ -28,8 +28,9 @@ _ERROR_TEXT = {
     413: "Request body over 64 KiB (`payload_too_large`).",
     422: "The webhook_url is not https or reaches a private network (`unsafe_webhook_url`).",
     429: "Too many requests for this client (`rate_limited`); see Retry-After.",
-    503: "Not ready: a check failed.",
+    503: "Storage is unavailable for now (`storage_unavailable`); retry after Retry-After seconds.",
 }
+_NOT_READY = "Not ready: a check failed."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +48,8 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     idempotent_key: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # required request headers: (name, description)
+    readiness: bool = False  # its 503 carries the response model (which check failed), not an error
     public: bool = False
     tag: str = "watches"
     media_type: str = "application/json"
@@ -100,6 +103,11 @@ def _parameters(op: Operation, defs: dict[str, Any]) -> list[dict[str, Any]]:
         params += _query_parameters(op.query, defs)
     if op.idempotent_key:
         params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    params += [
+        {"name": name, "in": "header", "required": True, "description": text,
+         "schema": {"type": "string"}}
+        for name, text in op.headers
+    ]  # fmt: skip
     params.append({"$ref": "#/components/parameters/RequestId"})
     return params
 
@@ -128,8 +136,8 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
         }
     }
     for status in op.errors:
-        if status == 503 and op.response is not None:
-            out["503"] = {**out[str(op.status)], "description": _ERROR_TEXT[503]}
+        if status == 503 and op.readiness:
+            out["503"] = {**out[str(op.status)], "description": _NOT_READY}
         else:
             out[str(status)] = {"$ref": f"#/components/responses/Error{status}"}
     return out
@@ -143,7 +151,7 @@ def _components(defs: dict[str, Any], statuses: set[int]) -> dict[str, Any]:
         headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
         if status == 401:
             headers["WWW-Authenticate"] = {"schema": {"type": "string"}}
-        if status == 429:
+        if status in (429, 503):
             headers["Retry-After"] = {"required": True, "schema": {"type": "string"}}
         responses[f"Error{status}"] = {
             "description": _ERROR_TEXT[status],
@@ -205,7 +213,7 @@ def openapi_document(operations: tuple[Operation, ...]) -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(
             op, built["refs"], built["defs"]
         )
-    statuses = {s for op in operations for s in op.errors if s != 503 or op.response is None}
+    statuses = {s for op in operations for s in op.errors if s != 503 or not op.readiness}
     return {
         "openapi": "3.1.0",
         "info": {

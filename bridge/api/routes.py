@@ -29,7 +29,7 @@ from bridge.api.schemas import (
     WatchPage,
 )
 
-_AUTHED = (401, 413, 429)
+_AUTHED = (401, 413, 429, 503)  # 503 storage_unavailable: every authenticated route needs storage
 
 OPERATIONS = (
     Operation(
@@ -170,7 +170,8 @@ OPERATIONS = (
         summary="AI Gen Studio's own webhook (X-Aigen-Signature): poll that job first, now",
         status=202,
         response=signals.SignalAccepted,
-        errors=(400, 401, 413),
+        errors=(400, 401, 413, 503),
+        headers=signals.SIGNAL_HEADERS,
         public=True,
         tag="upstream",
     ),
@@ -194,6 +195,7 @@ OPERATIONS = (
         status=200,
         response=Readiness,
         errors=(503,),
+        readiness=True,
         public=True,
         tag="operations",
     ),

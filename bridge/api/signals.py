@@ -17,6 +17,13 @@ from bridge.api.errors import ApiError, invalid
 log = logging.getLogger(__name__)
 
 
+SIGNAL_HEADERS = (
+    ("X-Aigen-Signature", "`v1=` and the hex HMAC-SHA256 of `{timestamp}.{event_id}.{body}`."),
+    ("X-Aigen-Timestamp", "Unix seconds, in ASCII digits, within 5 minutes of now."),
+    ("X-Aigen-Event-Id", "The upstream's id of this signal."),
+)
+
+
 class SignalAccepted(BaseModel):
     """The signal was verified; `polled_soon` says whether a watched job was moved up."""
 
@@ -27,7 +34,7 @@ class SignalAccepted(BaseModel):
 def _job_id(body: bytes) -> str:
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise invalid("body", "must be JSON") from None
     candidates = []
     if isinstance(data, dict):

@@ -18,6 +18,7 @@ from bridge.events.payloads import WatchRef, event_payload
 from bridge.events.routing import WEBHOOK_URL, Router, WatchRoute
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
+from bridge.polling.apikey import CONFIRM_AFTER
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
 from bridge.store.records import EventRecord, WatchRecord
 from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, WatchChange
@@ -34,7 +35,7 @@ JOB_RANK = POSITIONS_PER_POLL - 2
 MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway
 
 ERRORS = {
-    "invalid_api_key": "the upstream rejected the account's API key (HTTP 401)",
+    "invalid_api_key": "the upstream refused the account's API key (HTTP 401), again a minute later",
     "job_not_found": "the upstream answered 404 for this job repeatedly",
     "watch_expired": "the watch reached its time to live before the job ended",
 }
@@ -197,8 +198,9 @@ def plan_poll(
     if isinstance(outcome, Ok):
         return _plan_snapshot(job, watches, outcome.snapshot, ctx)
     if isinstance(outcome, Unauthorized):
-        ended = plan_end(job, watches, ctx, reason="invalid_api_key")
-        return replace(ended, job=_job_update(job, next_poll_at=None, last_polled_at=ctx.now))
+        # Not proof yet: poll again once a second 401 would be; the poller fails the account then.
+        due = ctx.now + CONFIRM_AFTER if watches else None
+        return JobWrite(job=_job_update(job, next_poll_at=due, priority=job.priority))
     if isinstance(outcome, NotFound):
         return _plan_not_found(job, watches, ctx)
     if isinstance(outcome, RateLimited):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from random import Random
@@ -14,8 +16,9 @@ from bridge.config import AccountConfig, PollingConfig
 from bridge.events.routing import Router
 from bridge.ops.metrics import Metrics
 from bridge.polling import budget
+from bridge.polling.apikey import key_refused, key_verdict, observe_key
 from bridge.polling.budget import BudgetState, Limits, observe
-from bridge.polling.outcomes import Ok, Outcome, RateLimited, Unauthorized
+from bridge.polling.outcomes import Ok, Outcome, RateLimited
 from bridge.polling.planning import PlanContext, plan_end, plan_poll
 from bridge.polling.upstream import UpstreamClient
 from bridge.store import Store
@@ -131,9 +134,11 @@ class Poller:
             list(outcomes), planner, now=ctx.now, owner=self.owner
         )
         self._committed(writes)
-        await self._observe_budgets(outcomes, ctx.now)
-        for account in {k[0] for k, o in outcomes.items() if isinstance(o, Unauthorized)}:
-            await self.fail_account(account)
+        verdicts = _key_verdicts(outcomes)
+        rows = await self._observe_budgets(outcomes, verdicts, ctx.now)
+        refused = [a for a, ok in verdicts.items() if ok is False and a in rows]
+        for account in refused:
+            await self._refused(account, rows[account], ctx.now)
 
     def _committed(self, writes: list[JobWrite]) -> None:
         for write in writes:
@@ -142,7 +147,9 @@ class Poller:
         if self.on_events is not None and any(w.deliveries for w in writes):
             self.on_events()
 
-    async def _observe_budgets(self, outcomes: dict[Key, Outcome], now: datetime) -> None:
+    async def _observe_budgets(
+        self, outcomes: dict[Key, Outcome], verdicts: dict[str, bool | None], now: datetime
+    ) -> dict[str, BudgetState]:
         latest: dict[str, Outcome] = {}
         for (account, _), outcome in outcomes.items():
             if outcome.rate_limit is None and not isinstance(outcome, RateLimited):
@@ -151,19 +158,12 @@ class Poller:
             if account not in latest or _remaining(outcome) < _remaining(latest[account]):
                 latest[account] = outcome
 
-        def fold(outcome: Outcome, state: BudgetState) -> BudgetState:
-            rl = outcome.rate_limit
-            return observe(
-                state,
-                now=now,
-                remaining=rl.remaining if rl else None,
-                reset_at=rl.reset_at if rl else None,
-                retry_after_s=outcome.retry_after_s if isinstance(outcome, RateLimited) else None,
-                rate_limited=isinstance(outcome, RateLimited),
-            )
-
-        changes = {account: partial(fold, outcome) for account, outcome in latest.items()}
-        await self.store.jobs.update_budgets(changes, now=now)
+        changed = {*latest, *(a for a, v in verdicts.items() if v is not None)}
+        changes = {
+            a: partial(_fold, latest=latest.get(a), verdict=verdicts.get(a), now=now)
+            for a in changed
+        }
+        rows = await self.store.jobs.update_budgets(changes, now=now)
         for account, outcome in latest.items():
             if outcome.rate_limit is not None and outcome.rate_limit.remaining is not None:
                 self.metrics.budget_remaining.labels(account).set(outcome.rate_limit.remaining)
@@ -172,12 +172,30 @@ class Poller:
                     "upstream rate limit: account paused",
                     extra={"account": account, "retry_after_s": outcome.retry_after_s},
                 )
+        return rows
 
-    async def fail_account(self, account: str) -> None:
-        """The API key was rejected: fail every active watch of the account, loudly."""
+    async def _refused(self, account: str, row: BudgetState, now: datetime) -> None:
+        """A 401: believed once it repeats a minute after the first, else only noted."""
+        if not key_refused(row, now=now):
+            if row.unauthorized_since == now:
+                log.warning(
+                    "upstream refused the API key (401); its watches fail if it is refused "
+                    "again in a minute",
+                    extra={"account": account},
+                )
+            return
+        await self.fail_account(account, since=row.unauthorized_since)
+        # The account's watches are over; a watch made later gets its own minute.
+        await self.store.jobs.update_budgets(
+            {account: lambda state: replace(state, unauthorized_since=None)}, now=now
+        )
+
+    async def fail_account(self, account: str, *, since: datetime | None = None) -> None:
+        """The API key was refused: fail every active watch of the account, loudly."""
         log.error(
-            "upstream rejected the API key (401): failing every watch of the account; fix the key",
-            extra={"account": account},
+            "upstream refused the API key (401) again: failing every watch of the account; "
+            "fix the key",
+            extra={"account": account, "refused_since": since.isoformat() if since else None},
         )
         keys = await self.store.jobs.watched_by_account(account)
         ctx = self._context()
@@ -195,6 +213,34 @@ class Poller:
                 keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
             )
             self._committed(writes)
+
+
+def _fold(
+    state: BudgetState, *, latest: Outcome | None, verdict: bool | None, now: datetime
+) -> BudgetState:
+    """Fold what a batch said of one account (its newest rate-limit word, its key) into its row."""
+    if latest is not None:
+        rl = latest.rate_limit
+        limited = isinstance(latest, RateLimited)
+        state = observe(
+            state,
+            now=now,
+            remaining=rl.remaining if rl else None,
+            reset_at=rl.reset_at if rl else None,
+            retry_after_s=latest.retry_after_s if isinstance(latest, RateLimited) else None,
+            rate_limited=limited,
+        )
+    if verdict is not None:
+        state = observe_key(state, accepted=verdict, now=now)
+    return state
+
+
+def _key_verdicts(outcomes: dict[Key, Outcome]) -> dict[str, bool | None]:
+    """Per account, what this batch said of its key (see apikey.key_verdict)."""
+    by_account: dict[str, list[Outcome]] = defaultdict(list)
+    for (account, _), outcome in outcomes.items():
+        by_account[account].append(outcome)
+    return {account: key_verdict(found) for account, found in by_account.items()}
 
 
 def _remaining(outcome: Outcome) -> float:

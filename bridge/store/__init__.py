@@ -27,7 +27,7 @@ class Store:
         self.ops = OperatorQueries(db)
 
     async def ping(self) -> None:
-        """Raise unless the database answers."""
+        """Raise unless storage takes a write now (the readiness check)."""
         await self.db.ping()
 
     async def close(self) -> None:

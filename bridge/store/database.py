@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import logging
+
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.store.engine import sqlite_fault, sqlite_path
+from bridge.store.faults import storage_fault
+from bridge.store.tables import storage_probe
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -13,11 +21,40 @@ class Database:
         self.engine = engine
         self.reader = reader or engine
         self.dialect = engine.dialect.name
+        url = engine.url.render_as_string(hide_password=True)
+        self.sqlite_file = sqlite_path(url)
+        # For logs: the SQLite file's path, or the server's URL without its password.
+        self.location = str(self.sqlite_file or ":memory:") if self.dialect == "sqlite" else url
+        self._fault: str | None = None  # what the last ping found, to log only changes
 
     async def ping(self) -> None:
-        """Raise unless the database answers."""
-        async with self.reader.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        """Raise unless storage takes a write now: the probe row is updated, and on SQLite the
+        files, their folder and free space are checked; a change is logged, naming the storage."""
+        try:
+            if self.sqlite_file is not None and (found := sqlite_fault(self.sqlite_file)):
+                raise found
+            async with self.engine.begin() as conn:
+                done = await conn.execute(
+                    update(storage_probe).values(writes=storage_probe.c.writes + 1)
+                )
+                if not done.rowcount:
+                    await conn.execute(insert(storage_probe).values(id=1, writes=1))
+        except Exception as exc:
+            self._changed(storage_fault(exc) or "unreachable", exc)
+            raise
+        self._changed(None)
+
+    def _changed(self, fault: str | None, exc: Exception | None = None) -> None:
+        if fault == self._fault:
+            return
+        self._fault = fault
+        if fault is None:
+            log.info("storage takes writes again", extra={"storage": self.location})
+            return
+        log.error(
+            "storage cannot be written",
+            extra={"storage": self.location, "fault": fault, "error": str(exc)[:300]},
+        )
 
     async def close(self) -> None:
         """Close every pooled connection."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bridge.store.faults import StorageFault
+
 log = logging.getLogger(__name__)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 72_941_001  # any constant: serialises replicas migrating one PostgreSQL at start
+MIN_FREE_BYTES = 1 << 20  # less free space than this on SQLite's disk counts as full
 
 
 def async_url(url: str) -> str:
@@ -30,6 +34,46 @@ def async_url(url: str) -> str:
 def redacted(url: str) -> str:
     """The URL with its password hidden, for logs."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite storage URL names; None for PostgreSQL or an in-memory database."""
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(str(parsed.database))
+
+
+def _free_bytes(folder: Path) -> int:
+    stats = os.statvfs(folder)
+    blocks = stats.f_bfree if os.geteuid() == 0 else stats.f_bavail  # root may use reserved blocks
+    return blocks * stats.f_frsize
+
+
+def sqlite_fault(path: Path) -> StorageFault | None:
+    """Why SQLite cannot write the database at `path` now, naming the path, or None.
+
+    SQLite writes its -wal and -shm files beside the database, so the folder must be writable too.
+    os.access asks the kernel, so it honours root, immutable files and read-only mounts alike.
+    """
+    folder = path.parent
+    if not folder.is_dir():
+        return StorageFault("cannot open", f"the SQLite database's folder {folder} does not exist")
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and not os.access(file, os.R_OK | os.W_OK):
+            return StorageFault("read-only", f"the SQLite file {file} is read-only")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return StorageFault(
+            "read-only",
+            f"the folder {folder} of the SQLite database {path} is read-only "
+            "(SQLite writes its -wal and -shm files there)",
+        )
+    free = _free_bytes(folder)
+    if free < MIN_FREE_BYTES:
+        return StorageFault(
+            "disk full", f"the disk holding the SQLite database {path} is full ({free} bytes free)"
+        )
+    return None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -42,7 +42,7 @@ B = account_budgets
 Key = tuple[str, str]
 HOUR = timedelta(hours=1)  # the rolling window of the poll log
 Planner = Callable[[JobRow, list[WatchRecord]], JobWrite]
-_BUDGET_FIELDS = ("next_slot_at", "paused_until", "remaining", "reset_at")
+_BUDGET_FIELDS = ("next_slot_at", "paused_until", "remaining", "reset_at", "unauthorized_since")
 
 
 def _budget_row(row: Any) -> BudgetRow:
@@ -233,10 +233,11 @@ class JobQueue(Repository):
 
     async def update_budgets(
         self, changes: Mapping[str, Callable[[BudgetRow], BudgetRow]], *, now: datetime
-    ) -> None:
-        """Fold what upstream responses said into each account's budget, under its row lock."""
+    ) -> dict[str, BudgetRow]:
+        """Fold what upstream responses said into each account's budget, under its row lock;
+        returns the rows as written."""
         if not changes:
-            return
+            return {}
         async with self.engine.begin() as conn:
             rows = await conn.execute(
                 select(B)
@@ -244,17 +245,14 @@ class JobQueue(Repository):
                 .order_by(B.c.account)
                 .with_for_update()
             )
+            written = {r.account: changes[r.account](_budget_row(r)) for r in rows}
             params = [
-                {
-                    "b_account": r.account,
-                    **fields_of(changes[r.account](_budget_row(r))),
-                    "next_grant_at": None,
-                    "updated_at": now,
-                }
-                for r in rows
+                {"b_account": account, **fields_of(row), "next_grant_at": None, "updated_at": now}
+                for account, row in written.items()
             ]
             if params:
                 await conn.execute(update(B).where(B.c.account == bindparam("b_account")), params)
+        return written
 
     async def prune_poll_log(self, *, now: datetime) -> None:
         """Forget polls older than an hour: the rolling window no longer counts them."""

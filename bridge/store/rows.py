@@ -94,6 +94,7 @@ class BudgetRow:
     paused_until: datetime | None = None
     remaining: int | None = None  # X-RateLimit-Remaining, counted down locally as polls start
     reset_at: datetime | None = None
+    unauthorized_since: datetime | None = None  # the first 401 since the key last worked
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,6 +104,8 @@ account_budgets = Table(
     Column("paused_until", UTCDateTime),
     Column("remaining", Integer),
     Column("reset_at", UTCDateTime),
+    # The first 401 since the key last worked: a second one a minute later fails the account.
+    Column("unauthorized_since", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
@@ -183,4 +185,12 @@ channel_state = Table(
     Column("key", String(400), primary_key=True),
     Column("value", JSON, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row the readiness probe updates: proof that storage takes a write, not only a read.
+storage_probe = Table(
+    "storage_probe",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("writes", BigInteger, nullable=False),
 )

@@ -132,13 +132,18 @@ async def test_api_openapi_describes_every_route(sqlite_url: str) -> None:
 @pytest.mark.parametrize(
     ("path", "method", "statuses"),
     [
-        ("/v1/watches", "post", {"201", "400", "401", "403", "413", "422", "429"}),
-        ("/v1/watches", "get", {"200", "400", "401", "413", "429"}),
-        ("/v1/watches/{watch_id}", "get", {"200", "401", "404", "413", "429"}),
-        ("/v1/watches/{watch_id}", "delete", {"200", "401", "404", "413", "429"}),
-        ("/v1/watches/{watch_id}/events", "get", {"200", "401", "404", "413", "429"}),
-        ("/v1/watches/{watch_id}/deliveries", "get", {"200", "401", "404", "413", "429"}),
-        ("/v1/deliveries/{delivery_id}/retry", "post", {"202", "401", "404", "409", "413", "429"}),
+        ("/v1/watches", "post", {"201", "400", "401", "403", "413", "422", "429", "503"}),
+        ("/v1/watches", "get", {"200", "400", "401", "413", "429", "503"}),
+        ("/v1/watches/{watch_id}", "get", {"200", "401", "404", "413", "429", "503"}),
+        ("/v1/watches/{watch_id}", "delete", {"200", "401", "404", "413", "429", "503"}),
+        ("/v1/watches/{watch_id}/events", "get", {"200", "401", "404", "413", "429", "503"}),
+        ("/v1/watches/{watch_id}/deliveries", "get", {"200", "401", "404", "413", "429", "503"}),
+        (
+            "/v1/deliveries/{delivery_id}/retry",
+            "post",
+            {"202", "401", "404", "409", "413", "429", "503"},
+        ),
+        ("/upstream/{account}/signals", "post", {"202", "400", "401", "413", "503"}),
         ("/healthz", "get", {"200"}),
         ("/readyz", "get", {"200", "503"}),
         ("/metrics", "get", {"200"}),
@@ -149,6 +154,11 @@ def test_api_openapi_lists_each_status(path: str, method: str, statuses: set[str
     operation = DOCUMENT["paths"][path][method]
     assert set(operation["responses"]) == statuses
     assert operation.get("security", None) == ([] if not path.startswith("/v1") else None)
+    if "503" in statuses and path != "/readyz":
+        ref = operation["responses"]["503"]["$ref"]
+        unavailable = _resolve(DOCUMENT, ref)
+        assert unavailable["headers"]["Retry-After"]["required"] is True
+        assert "storage_unavailable" in unavailable["description"]
 
 
 def test_api_openapi_request_body_is_the_validating_model() -> None:

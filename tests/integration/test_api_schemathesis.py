@@ -40,12 +40,16 @@ SETTINGS = hypothesis.settings(
 )
 
 
-def _exercise(operation: Any, mode: GenerationMode, headers: dict[str, str]) -> str | None:
+def _exercise(
+    operation: Any, mode: GenerationMode, headers: dict[str, str], path: dict[str, str]
+) -> str | None:
     """Run one operation in one generation mode; return the failure text, if any."""
 
     @SETTINGS
     @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
+        if case.path_parameters is not None:
+            case.path_parameters = {**case.path_parameters, **path}
         case.call_and_validate(headers=headers, checks=CHECKS, timeout=10)
 
     try:
@@ -61,15 +65,24 @@ def _headers(path: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[who]}"}
 
 
-def _fuzz(base_url: str) -> tuple[set[str], list[str]]:
-    """Exercise every operation of the served schema; return (operation labels, failures)."""
+def _fuzz(
+    base_url: str, *, codec: str | None = None, only: str = "", account: str | None = None
+) -> tuple[set[str], list[str]]:
+    """Exercise the served schema's operations whose label starts with `only`; return (operation
+    labels, failures). `codec="latin-1"` also sends header bytes beyond ASCII, as a server reads
+    them; `account` pins the upstream account in the path, so signals reach the signature check."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", timeout=10)
-    operations = [result.ok() for result in schema.get_all_operations()]
+    if codec is not None:
+        schema.config.generation.update(codec=codec)
+    path = {"account": account} if account is not None else {}
+    operations = [
+        op for result in schema.get_all_operations() if (op := result.ok()).label.startswith(only)
+    ]
     failures = [
         failure
         for operation in operations
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-        if (failure := _exercise(operation, mode, _headers(operation.path))) is not None
+        if (failure := _exercise(operation, mode, _headers(operation.path), path)) is not None
     ]
     return {operation.label for operation in operations}, failures
 
@@ -83,3 +96,15 @@ async def test_api_schemathesis_finds_no_failures(tmp_path: Path) -> None:
     assert failures == [], "\n\n".join(failures)
     # Schemathesis leaves out the schema's own URL; every other operation was exercised.
     assert operations == {f"{op.method} {op.path}" for op in OPERATIONS} - {"GET /openapi.json"}
+
+
+async def test_api_schemathesis_upstream_signal_with_latin1_headers(tmp_path: Path) -> None:
+    # Servers read header bytes as latin-1, so the signal's headers are fuzzed with all of it, on an
+    # account that exists so the signature check runs (the reported crashes: test_upstream_signals).
+    unlimited = RateLimiter(rate_per_s=1e9, burst=10**9)
+    async with running_api(f"sqlite:///{tmp_path}/bridge.db", rate_limiter=unlimited) as api:
+        operations, failures = await asyncio.to_thread(
+            _fuzz, api.url, codec="latin-1", only="POST /upstream/", account="main"
+        )
+    assert failures == [], "\n\n".join(failures)
+    assert operations == {"POST /upstream/{account}/signals"}

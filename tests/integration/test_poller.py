@@ -10,6 +10,7 @@ from random import Random
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from bridge.config import Config, parse_config
 from bridge.devtools.localserver import serving
@@ -19,7 +20,8 @@ from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import UpstreamPool
 from bridge.store import Store, open_store
-from tests.clock import FakeClock
+from bridge.store.tables import account_budgets
+from tests.clock import T0, FakeClock
 
 KEY = "aigen_test_poller"
 OTHER_KEY = "aigen_test_other"
@@ -300,10 +302,25 @@ async def test_poller_one_poll_serves_every_watch_on_a_job(storage_url):
         assert await r.events(second.id) == expected
 
 
+async def _refused_since(store: Store, account: str) -> datetime | None:
+    async with store.db.engine.connect() as conn:
+        found = await conn.scalar(
+            sa.select(account_budgets.c.unauthorized_since).where(
+                account_budgets.c.account == account
+            )
+        )
+    return found if isinstance(found, datetime) else None
+
+
 async def test_poller_fails_every_watch_of_a_rejected_key(storage_url):
     async with rig(storage_url) as r:
         watches = [await r.watch(str(_uuid(i)), account="revoked") for i in range(3)]
-        await r.run(3)
+        await r.run(3)  # three 401s within seconds: not yet proof that the key is gone
+        for watch in watches:
+            row = await r.store.watches.get(watch_id=watch.id)
+            assert row is not None and row.status == "active"
+        assert await _refused_since(r.store, "revoked") == T0  # stored, so a restart keeps it
+        await r.run(60)  # refused again a minute after the first 401: every watch fails
         for watch in watches:
             row = await r.store.watches.get(watch_id=watch.id)
             assert (
@@ -312,6 +329,28 @@ async def test_poller_fails_every_watch_of_a_rejected_key(storage_url):
             events = await r.store.watches.events(watch_id=watch.id)
             assert [e.type for e in events] == ["watch.failed"]
             assert events[0].payload["data"]["error"]["code"] == "invalid_api_key"
+        assert await _refused_since(r.store, "revoked") is None  # a new watch gets its own minute
+
+
+async def test_poller_a_single_401_fails_nothing_and_a_success_forgets_it(storage_url):
+    async with rig(storage_url) as r:
+        jobs = [r.sim.create_job(KEY, total_items=1) for _ in range(3)]
+        for job_id in jobs:
+            r.sim.set_job(job_id, _job(job_id, "processing", [("a", "processing")]))
+        watches = [await r.watch(jobs[0])]
+        r.sim.script(None, [{"status": 401}], api_key=KEY)  # the key's next poll is refused
+        await r.run(1)
+        assert await _refused_since(r.store, "main") == T0
+        watches += [await r.watch(job_id) for job_id in jobs[1:]]
+        await r.run(5)
+        assert await _refused_since(r.store, "main") is None  # the other jobs' polls succeeded
+        await r.run(55)
+        r.sim.script(None, [{"status": 401}], api_key=KEY)  # a minute after the first 401
+        await r.run(30)
+        for watch in watches:
+            row = await r.store.watches.get(watch_id=watch.id)
+            assert row is not None and row.status == "active"
+            assert "watch.failed" not in [e[1] for e in await r.events(watch.id)]
 
 
 async def test_poller_fails_a_watch_after_three_404s_over_30_seconds(storage_url):

@@ -90,3 +90,35 @@ clients: {{shop: {{token: shop-token-123, accounts: [main]}}}}
             assert missing.status_code == 400 and "body" in missing.json()["error"]["message"]
     finally:
         await store.close()
+
+
+async def test_upstream_signal_non_ascii_headers_are_401_not_500(tmp_path):
+    config = parse_config(
+        f"""
+storage: {{url: "sqlite:///{tmp_path}/b.db"}}
+upstream: {{base_url: "http://127.0.0.1:9", accounts: {{main: {{api_key: {KEY}}}}}}}
+clients: {{shop: {{token: shop-token-123, accounts: [main]}}}}
+""",
+        env={},
+    )
+    app = create_app(config, now=lambda: T0, background=False)
+    body = json.dumps({"job_id": JOB}).encode()
+    good = {k: v.encode() for k, v in _signed(body).items()}
+    # Raw header bytes: Starlette reads them as latin-1, so b"\xb9" is the superscript digit one.
+    variants = [
+        {**good, "X-Aigen-Timestamp": b"\xb9"},
+        {**good, "X-Aigen-Timestamp": good["X-Aigen-Timestamp"][:-1] + b"\xb2"},
+        {**good, "X-Aigen-Timestamp": "\u00b9".encode()},
+        {**good, "X-Aigen-Signature": b"v1=\xe9" + b"0" * 63},
+        {**good, "X-Aigen-Signature": "v1=\u00e9".encode()},
+    ]
+    async with serving(app) as server, httpx.AsyncClient(base_url=server.url) as client:
+        for headers in variants:
+            refused = await client.post("/upstream/main/signals", content=body, headers=headers)
+            assert refused.status_code == 401, headers
+            assert refused.json()["error"]["code"] == "invalid_signature"
+        accepted = await client.post("/upstream/main/signals", content=body, headers=good)
+        assert accepted.status_code == 202
+        deep = b"[" * 60_000  # signed, but JSON too deep for the parser: a 400, not a crash
+        nested = await client.post("/upstream/main/signals", content=deep, headers=_signed(deep))
+        assert nested.status_code == 400 and "body" in nested.json()["error"]["message"]
