@@ -8,13 +8,15 @@ from bridge.store.engine import create_engine, migrate
 from bridge.store.jobqueue import JobQueue
 from bridge.store.outbox import Outbox
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
+from bridge.store.retention import Retention
 from bridge.store.watches import Watches
 
 __all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
 
 
 class Store:
-    """The repositories over one database: watches, the job queue, the outbox, channel state."""
+    """The repositories over one database: watches, the job queue, the outbox, channel state, and
+    retention, which deletes what ended long ago."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -22,6 +24,7 @@ class Store:
         self.jobs = JobQueue(db)
         self.outbox = Outbox(db)
         self.channel_state = ChannelState(db)
+        self.retention = Retention(db)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

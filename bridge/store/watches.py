@@ -208,7 +208,7 @@ class Watches(Repository):
                 update(watches)
                 .where(watches.c.id == watch_id, watches.c.client == client)
                 .where(watches.c.status == "active")
-                .values(status="cancelled", updated_at=now)
+                .values(status="cancelled", updated_at=now, ended_at=now)
             )
             watch = await self._select_watch(
                 conn, watches.c.id == watch_id, watches.c.client == client

@@ -89,8 +89,8 @@ class Api:
         )
 
 
-def config_for(storage_url: str) -> Any:
-    text = CONFIG.format(url=storage_url, whsec=WHSEC, **TOKENS)
+def config_for(storage_url: str, extra: str = "") -> Any:
+    text = CONFIG.format(url=storage_url, whsec=WHSEC, **TOKENS) + extra
     return parse_config(text, env={})
 
 
@@ -101,14 +101,16 @@ async def running_api(
     background: bool = False,
     rate_limiter: RateLimiter | None = None,
     store: Callable[[Store], Store] | None = None,
+    extra_config: str = "",
 ) -> AsyncIterator[Api]:
     """Serve the bridge API on loopback with an injected clock and DNS.
 
     `background=False` leaves polling and delivery to the test (and /readyz says so); `store`
-    wraps the opened store, to make storage fail on purpose.
+    wraps the opened store, to make storage fail on purpose; `extra_config` is YAML appended to
+    the config (top-level sections the base config leaves out).
     """
     clock = Clock()
-    config = config_for(storage_url)
+    config = config_for(storage_url, extra_config)
     opened = await open_store(config.storage.url)
     used = store(opened) if store else opened
     app = create_app(
