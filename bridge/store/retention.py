@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, text, tuple_
+from sqlalchemy import bindparam, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.database import Repository
@@ -97,14 +97,16 @@ async def _prune_jobs(
     conn: AsyncConnection, keys: Sequence[tuple[str, str]], *, now: datetime
 ) -> None:
     """Delete the job rows no watch refers to and nothing polls (a watch registered meanwhile sets
-    next_poll_at, which PostgreSQL re-checks on the row it waited for)."""
+    next_poll_at, which PostgreSQL re-checks on the row it waited for). One key per statement:
+    with the whole key equal, SQLite looks the row up by its primary key."""
     referenced = select(W.c.id).where(W.c.account == J.c.account, W.c.job_id == J.c.job_id).exists()
     await conn.execute(
         delete(J)
-        .where(tuple_(J.c.account, J.c.job_id).in_(list(keys)))
+        .where(J.c.account == bindparam("b_account"), J.c.job_id == bindparam("b_job_id"))
         .where(J.c.next_poll_at.is_(None))
         .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
-        .where(~referenced)
+        .where(~referenced),
+        [{"b_account": account, "b_job_id": job_id} for account, job_id in keys],
     )
 
 

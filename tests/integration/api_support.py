@@ -89,8 +89,8 @@ class Api:
         )
 
 
-def config_for(storage_url: str, extra: str = "") -> Any:
-    text = CONFIG.format(url=storage_url, whsec=WHSEC, **TOKENS) + extra
+def config_for(storage_url: str) -> Any:
+    text = CONFIG.format(url=storage_url, whsec=WHSEC, **TOKENS)
     return parse_config(text, env={})
 
 
@@ -101,16 +101,14 @@ async def running_api(
     background: bool = False,
     rate_limiter: RateLimiter | None = None,
     store: Callable[[Store], Store] | None = None,
-    extra_config: str = "",
 ) -> AsyncIterator[Api]:
     """Serve the bridge API on loopback with an injected clock and DNS.
 
     `background=False` leaves polling and delivery to the test (and /readyz says so); `store`
-    wraps the opened store, to make storage fail on purpose; `extra_config` is YAML appended to
-    the config (top-level sections the base config leaves out).
+    wraps the opened store, to make storage fail on purpose.
     """
     clock = Clock()
-    config = config_for(storage_url, extra_config)
+    config = config_for(storage_url)
     opened = await open_store(config.storage.url)
     used = store(opened) if store else opened
     app = create_app(
