@@ -9,9 +9,16 @@ from bridge.store.jobqueue import JobQueue
 from bridge.store.outbox import Outbox
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.retention import Retention
-from bridge.store.watches import Watches
+from bridge.store.watches import Watches, WatchLimitReached
 
-__all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
+__all__ = [
+    "DeliveryRecord",
+    "EventRecord",
+    "Store",
+    "WatchLimitReached",
+    "WatchRecord",
+    "open_store",
+]
 
 
 class Store:

@@ -17,7 +17,6 @@ from tests.integration.api_support import NOW, Api, running_api, seed_event
 from tests.integration.test_poller import KEY, _job, rig
 
 DAY = timedelta(days=1)
-RETAIN_ONE_DAY = "retention: {days: 1}\n"
 
 
 async def _count(store: Store, table: Any, *conditions: Any) -> int:
@@ -39,7 +38,7 @@ async def _attempt(store: Store, delivery_id: str) -> None:
 
 
 async def test_retention_deletes_a_finished_watch_and_keeps_an_active_one(storage_url):
-    async with running_api(storage_url, extra_config=RETAIN_ONE_DAY) as api:
+    async with running_api(storage_url) as api:
         prune = retention_step(api.store, days=1, now=api.clock)
         finished = (await api.create()).json()["watch"]
         active = (await api.create()).json()["watch"]
@@ -80,7 +79,7 @@ async def test_retention_deletes_a_finished_watch_and_keeps_an_active_one(storag
 
 
 async def test_retention_keeps_a_dead_delivery_until_it_is_old_enough(storage_url):
-    async with running_api(storage_url, extra_config=RETAIN_ONE_DAY) as api:
+    async with running_api(storage_url) as api:
         prune = retention_step(api.store, days=1, now=api.clock)
         watch = (await api.create()).json()["watch"]
         _, ids = await seed_event(
@@ -108,7 +107,7 @@ async def test_retention_keeps_a_dead_delivery_until_it_is_old_enough(storage_ur
 
 
 async def test_retention_never_deletes_a_watch_with_a_pending_delivery(storage_url):
-    async with running_api(storage_url, extra_config=RETAIN_ONE_DAY) as api:
+    async with running_api(storage_url) as api:
         watch = (await api.create()).json()["watch"]
         await seed_event(
             api.store, watch_id=watch["id"], sequence=1, destinations={"webhook": "pending"}
@@ -125,7 +124,7 @@ async def test_retention_never_deletes_a_watch_with_a_pending_delivery(storage_u
 
 
 async def test_retention_keeps_a_job_another_watch_still_shows(storage_url):
-    async with running_api(storage_url, extra_config=RETAIN_ONE_DAY) as api:
+    async with running_api(storage_url) as api:
         job_id = "6f1c3a52-8a34-4e0e-9d0c-2f7de0b7a111"
         old = (await api.create(job_id=job_id)).json()["watch"]
         await api.http.delete(f"/v1/watches/{old['id']}", headers=api.auth())
