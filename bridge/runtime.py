@@ -4,11 +4,11 @@ each built with what it needs, started and drained together; `create_app` holds 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import httpx
 
-from bridge.background import Background, replica_id
+from bridge.background import Background, Step, replica_id
 from bridge.clock import Clock
 from bridge.config import Config
 from bridge.delivery.channels.registry import ChannelRegistry
@@ -24,6 +24,20 @@ from bridge.store import Store, open_store
 POLL_TICK_S = 1.0
 DELIVER_TICK_S = 1.0  # deliveries also start at once when the poller commits events
 PRUNE_TICK_S = 300.0
+RETENTION_BATCH = 50  # watches per transaction: ~0.1 s of SQLite's one writer in a 600 MB file
+
+
+def retention_step(store: Store, *, days: float, now: Clock) -> Step:
+    """The background step that deletes one batch of what ended more than `days` ago; it returns
+    the batch's size, so the scheduler runs it again at once while there is more."""
+
+    async def prune(_: datetime | None) -> int:
+        moment = now()
+        return await store.retention.prune(
+            ended_before=moment - timedelta(days=days), now=moment, limit=RETENTION_BATCH
+        )
+
+    return prune
 
 
 @dataclass
@@ -101,6 +115,10 @@ class Runtime:
                     "poll": (poller.poll_due, POLL_TICK_S),
                     "deliver": (deliverer.deliver_due, DELIVER_TICK_S),
                     "prune-poll-log": (prune, PRUNE_TICK_S),
+                    "retention": (
+                        retention_step(opened, days=config.retention.days, now=now),
+                        PRUNE_TICK_S,
+                    ),
                 }
             )
         return cls(

@@ -27,7 +27,8 @@ _ERROR_TEXT = {
     409: "Conflict (`delivery_not_dead`, `watch_cancelled`).",
     413: "Request body over 64 KiB (`payload_too_large`).",
     422: "The webhook_url is not https or reaches a private network (`unsafe_webhook_url`).",
-    429: "Too many requests for this client (`rate_limited`); see Retry-After.",
+    429: "Too many requests for this client (`rate_limited`, with Retry-After), or, registering a "
+    "watch, the client already has its `max_active_watches` active watches (`watch_limit_reached`).",
     503: "Storage is unavailable for now (`storage_unavailable`); retry after Retry-After seconds.",
 }
 _NOT_READY = "Not ready: a check failed."
@@ -151,8 +152,14 @@ def _components(defs: dict[str, Any], statuses: set[int]) -> dict[str, Any]:
         headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
         if status == 401:
             headers["WWW-Authenticate"] = {"schema": {"type": "string"}}
-        if status in (429, 503):
+        if status == 503:
             headers["Retry-After"] = {"required": True, "schema": {"type": "string"}}
+        if status == 429:
+            headers["Retry-After"] = {
+                "description": "With `rate_limited`: seconds to wait before trying again.",
+                "required": False,
+                "schema": {"type": "string"},
+            }
         responses[f"Error{status}"] = {
             "description": _ERROR_TEXT[status],
             "headers": headers,

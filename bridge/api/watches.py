@@ -32,7 +32,7 @@ from bridge.api.schemas import (
 from bridge.config import AccountConfig, ClientConfig
 from bridge.delivery.urlguard import UnsafeURL, check_url
 from bridge.events.routing import WEBHOOK_URL
-from bridge.store import WatchRecord
+from bridge.store import WatchLimitReached, WatchRecord
 
 DNS_TIMEOUT_S = 5.0
 _WATCH_ID = re.compile(WATCH_ID_PATTERN)
@@ -94,6 +94,19 @@ async def _check_webhook(url: str, *, client: ClientConfig, api: ApiContext) -> 
         ) from None
 
 
+def _check_replay(record: WatchRecord, asked: tuple[object, ...]) -> None:
+    """A repeated Idempotency-Key must come with the request that made the watch."""
+    found = (
+        record.account,
+        record.job_id,
+        record.webhook_url,
+        list(record.events),
+        record.metadata,
+    )
+    if asked != found:
+        raise invalid("Idempotency-Key", "was already used with a different request body")
+
+
 async def create_watch(request: Request) -> Response:
     """POST /v1/watches: register a watch; a repeated Idempotency-Key returns the same watch."""
     api = api_of(request)
@@ -106,27 +119,28 @@ async def create_watch(request: Request) -> Response:
         await _check_webhook(body.webhook_url, client=client, api=api)
     events = list(body.events or ["*"])
     metadata = dict(body.metadata or {})
-    record, created = await api.store.watches.create(
-        client=client_name,
-        account=account,
-        job_id=body.job_id,
-        webhook_url=body.webhook_url,
-        events=events,
-        metadata=metadata,
-        idempotency_key=key,
-        now=api.now(),
-        ttl=api.watch_ttl,
-    )
-    asked = (account, body.job_id, body.webhook_url, events, metadata)
-    found = (
-        record.account,
-        record.job_id,
-        record.webhook_url,
-        list(record.events),
-        record.metadata,
-    )
-    if not created and asked != found:
-        raise invalid("Idempotency-Key", "was already used with a different request body")
+    try:
+        record, created = await api.store.watches.create(
+            client=client_name,
+            account=account,
+            job_id=body.job_id,
+            webhook_url=body.webhook_url,
+            events=events,
+            metadata=metadata,
+            idempotency_key=key,
+            now=api.now(),
+            ttl=api.watch_ttl,
+            max_active=client.max_active_watches,
+        )
+    except WatchLimitReached as exc:
+        raise ApiError(
+            429,
+            "watch_limit_reached",
+            f"this client already has {exc.limit} active watches, its max_active_watches; "
+            "cancel one or wait for one to end",
+        ) from None
+    if not created:
+        _check_replay(record, (account, body.job_id, body.webhook_url, events, metadata))
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return json_response(WatchEnvelope(watch=watch_view(record)), status=201, headers=headers)
 

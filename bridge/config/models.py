@@ -118,6 +118,7 @@ class ClientConfig(_Strict):
     token: SecretStr
     accounts: list[str] = Field(min_length=1)
     webhook_secrets: list[WebhookSecret] = Field(default_factory=list)
+    max_active_watches: int = Field(10_000, ge=1)  # more is a 429 watch_limit_reached
 
     @field_validator("token")
     @classmethod
@@ -238,6 +239,12 @@ class DeliveryConfig(_Strict):
         return value
 
 
+class RetentionConfig(_Strict):
+    """How long ended watches (and imports) are kept, with their events and deliveries."""
+
+    days: float = Field(30, gt=0)
+
+
 class TemplatesConfig(_Strict):
     """A folder of template overrides, searched before the packaged templates."""
 
@@ -256,4 +263,5 @@ class Config(_Strict):
     channels: dict[str, ChannelConfig] = Field(default_factory=dict)
     routes: list[RouteConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)

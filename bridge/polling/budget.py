@@ -7,6 +7,7 @@ Three limits hold at once, and the tightest wins:
   (so replicas and bursts together still cannot overspend);
 - the upstream's own word: X-RateLimit-Remaining/Reset stretch the pacing so the remaining polls last until
   the reset, and a 429 pauses the account until Retry-After.
+Which due jobs get the polls granted is `fairness.fair_order`: clients take turns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from bridge.polling.fairness import fair_order
 from bridge.store.rows import AccountDemand, BudgetGrant, BudgetRow
 
 BURST = 3  # polls that may start back to back after a quiet spell ("no bursts of more than a few")
@@ -98,12 +100,14 @@ def next_grant_at(
 
 
 def decide(demand: AccountDemand, *, limits: Limits, now: datetime) -> BudgetGrant:
-    """The claim's policy for one account: grant what the budget allows and say when to ask again."""
+    """The claim's policy for one account: grant what the budget allows, to the due jobs clients'
+    turns pick (`fair_order`), and say when to ask again."""
+    order = fair_order(demand.queue, demand.last_served)
     count, state = grant(
         demand.budget,
         limits=limits,
         now=now,
-        wanted=demand.wanted,
+        wanted=len(order),
         used_last_hour=demand.used_last_hour,
         in_flight=demand.in_flight,
     )
@@ -114,7 +118,7 @@ def decide(demand: AccountDemand, *, limits: Limits, now: datetime) -> BudgetGra
         now=now,
         oldest_in_window=(demand.oldest_in_window or now) if full else None,
     )
-    return BudgetGrant(count, state, earliest)
+    return BudgetGrant(tuple(order[:count]), state, earliest)
 
 
 def observe(

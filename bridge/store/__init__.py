@@ -9,14 +9,22 @@ from bridge.store.jobqueue import JobQueue
 from bridge.store.ops import OperatorQueries
 from bridge.store.outbox import Outbox
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
-from bridge.store.watches import Watches
+from bridge.store.retention import Retention
+from bridge.store.watches import Watches, WatchLimitReached
 
-__all__ = ["DeliveryRecord", "EventRecord", "Store", "WatchRecord", "open_store"]
+__all__ = [
+    "DeliveryRecord",
+    "EventRecord",
+    "Store",
+    "WatchLimitReached",
+    "WatchRecord",
+    "open_store",
+]
 
 
 class Store:
     """The repositories over one database: watches, the job queue, the outbox, channel state, and
-    the operators' queries across them."""
+    the operators' queries across them, and retention, which deletes what ended long ago."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -25,6 +33,7 @@ class Store:
         self.outbox = Outbox(db)
         self.channel_state = ChannelState(db)
         self.ops = OperatorQueries(db)
+        self.retention = Retention(db)
 
     async def ping(self) -> None:
         """Raise unless storage takes a write now (the readiness check)."""

@@ -1,4 +1,4 @@
-"""Upstream job queries: claim due jobs within each account's budget, and write what a poll found.
+"""Upstream job queries: claim due jobs within each account's budget (clients taking turns), and write what a poll found.
 
 Claims are leases: a job is polled by one replica at a time, and a killed replica's jobs come back when
 its lease expires. Everything a poll produces (snapshot, schedule, events, their deliveries, watch
@@ -14,9 +14,11 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.store.claims import HOUR, Candidate, due_candidates, in_flight, poll_windows
+from bridge.store.claims import lease as lease_jobs
 from bridge.store.database import Repository
 from bridge.store.plan_writes import active_watches, fields_of, write_plans
 from bridge.store.records import WatchRecord
@@ -27,6 +29,7 @@ from bridge.store.rows import (
     GrantPolicy,
     JobRow,
     JobWrite,
+    Waiting,
 )
 from bridge.store.tables import (
     account_budgets,
@@ -40,7 +43,6 @@ log = logging.getLogger(__name__)
 J = upstream_jobs
 B = account_budgets
 Key = tuple[str, str]
-HOUR = timedelta(hours=1)  # the rolling window of the poll log
 Planner = Callable[[JobRow, list[WatchRecord]], JobWrite]
 _BUDGET_FIELDS = ("next_slot_at", "paused_until", "remaining", "reset_at", "unauthorized_since")
 
@@ -51,6 +53,21 @@ def _budget_row(row: Any) -> BudgetRow:
 
 def _job_row(row: Any) -> JobRow:
     return JobRow(**{f.name: row._mapping[f.name] for f in fields(JobRow)})
+
+
+def _queues(
+    candidates: Sequence[Candidate], jobs: Mapping[Key, JobRow], *, now: datetime
+) -> dict[str, list[Waiting]]:
+    """Each account's due jobs as the clients' queues hold them, as the locked rows say now."""
+    out: dict[str, list[Waiting]] = defaultdict(list)
+    for account, job_id, client in candidates:
+        job = jobs.get((account, job_id))
+        if job is not None:  # skipped: leased or locked meanwhile, or its budget row was
+            due = job.next_poll_at or now
+            out[account].append(
+                Waiting(client, account, job_id, job.priority, due, job.last_polled_at)
+            )
+    return out
 
 
 class JobQueue(Repository):
@@ -75,13 +92,13 @@ class JobQueue(Repository):
         limit: int,
         decide: GrantPolicy,
     ) -> list[Claim]:
-        """Lease up to `limit` due jobs (at most `per_account` each), as many per account as the
-        caller's budget policy `decide` grants, under the budget rows' locks."""
+        """Lease up to `limit` due jobs (at most `per_account` each): those the caller's budget
+        policy `decide` picks from each client's queue, under the budget rows' locks."""
         if not accounts:
             return []
         async with self.engine.begin() as conn:
-            candidates = await self._candidates(
-                conn, now=now, accounts=accounts, per_account=per_account, limit=limit
+            candidates = await due_candidates(
+                conn, now=now, accounts=accounts, per_client=per_account, limit=limit
             )
             if not candidates:
                 return []
@@ -95,102 +112,56 @@ class JobQueue(Repository):
                     .with_for_update(skip_locked=True)
                 )
             }
-            jobs = [
-                _job_row(r)
+            keys = sorted({(a, j) for a, j, _ in candidates})
+            jobs = {
+                (r.account, r.job_id): _job_row(r)
                 for r in await conn.execute(
                     select(J)
-                    .where(tuple_(J.c.account, J.c.job_id).in_(candidates))
+                    .where(tuple_(J.c.account, J.c.job_id).in_(keys))
                     .where(J.c.next_poll_at <= now)
                     .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
                     .where(J.c.account.in_(list(budgets)))
                     .order_by(J.c.account, J.c.job_id)
                     .with_for_update(skip_locked=True)
                 )
-            ]
-            chosen = await self._grant(conn, jobs=jobs, budgets=budgets, decide=decide, now=now)
-            await self._lease(conn, chosen, owner=owner, until=now + lease, now=now)
-        return [Claim(job=j, due_at=j.next_poll_at or now) for j in chosen]
-
-    async def _candidates(
-        self,
-        conn: AsyncConnection,
-        *,
-        now: datetime,
-        accounts: Sequence[str],
-        per_account: int,
-        limit: int,
-    ) -> list[Key]:
-        rank = (
-            func.row_number()
-            .over(partition_by=J.c.account, order_by=(J.c.priority.desc(), J.c.next_poll_at))
-            .label("rank")
-        )
-        inner = (
-            select(J.c.account, J.c.job_id, J.c.priority, J.c.next_poll_at, rank)
-            .select_from(J.join(B, B.c.account == J.c.account))
-            .where(J.c.next_poll_at <= now, J.c.account.in_(list(accounts)))
-            .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
-            .where(or_(B.c.next_grant_at.is_(None), B.c.next_grant_at <= now))
-            .subquery()
-        )
-        query = (
-            select(inner.c.account, inner.c.job_id)
-            .where(inner.c.rank <= per_account)
-            .order_by(inner.c.priority.desc(), inner.c.next_poll_at)
-            .limit(limit)
-        )
-        return [(r.account, r.job_id) for r in await conn.execute(query)]
+            }
+            queues = _queues(candidates, jobs, now=now)
+            chosen = await self._grant(conn, queues=queues, budgets=budgets, decide=decide, now=now)
+            await lease_jobs(conn, chosen, owner=owner, until=now + lease, now=now)
+        return [
+            Claim(job=job, due_at=job.next_poll_at or now)
+            for job in (jobs[(w.account, w.job_id)] for w in chosen)
+        ]
 
     async def _grant(
         self,
         conn: AsyncConnection,
         *,
-        jobs: list[JobRow],
+        queues: dict[str, list[Waiting]],
         budgets: dict[str, Any],
         decide: GrantPolicy,
         now: datetime,
-    ) -> list[JobRow]:
-        by_account: dict[str, list[JobRow]] = defaultdict(list)
-        for job in sorted(jobs, key=lambda j: (-j.priority, j.next_poll_at or now)):
-            by_account[job.account].append(job)
-        if not by_account:
+    ) -> list[Waiting]:
+        if not queues:
             return []
-        accounts = list(by_account)
-        window = {
-            r.account: (int(r.n), r.oldest)
-            for r in await conn.execute(
-                select(
-                    poll_log.c.account,
-                    func.count().label("n"),
-                    func.min(poll_log.c.at).label("oldest"),
-                )
-                .where(poll_log.c.account.in_(accounts), poll_log.c.at > now - HOUR)
-                .group_by(poll_log.c.account)
-            )
-        }
-        in_flight = {
-            r.account: int(r.n)
-            for r in await conn.execute(
-                select(J.c.account, func.count().label("n"))
-                .where(J.c.account.in_(accounts), J.c.lease_expires_at >= now)
-                .group_by(J.c.account)
-            )
-        }
-        chosen: list[JobRow] = []
+        windows = await poll_windows(conn, accounts=list(queues), now=now)
+        leased = await in_flight(conn, accounts=list(queues), now=now)
+        chosen: list[Waiting] = []
         budget_rows = []
-        for account, queue in by_account.items():
-            used, oldest = window.get(account, (0, None))
+        for account, queue in queues.items():
+            window = windows[account]
             granted = decide(
                 AccountDemand(
                     account=account,
                     budget=_budget_row(budgets[account]),
-                    wanted=len(queue),
-                    used_last_hour=used,
-                    oldest_in_window=oldest,
-                    in_flight=in_flight.get(account, 0),
+                    queue=tuple(queue),
+                    last_served=window.last_served,
+                    used_last_hour=window.used,
+                    oldest_in_window=window.oldest,
+                    in_flight=leased.get(account, 0),
                 )
             )
-            chosen += queue[: granted.count]
+            chosen += granted.chosen
             budget_rows.append(
                 {
                     "b_account": account,
@@ -201,25 +172,6 @@ class JobQueue(Repository):
             )
         await conn.execute(update(B).where(B.c.account == bindparam("b_account")), budget_rows)
         return chosen
-
-    async def _lease(
-        self,
-        conn: AsyncConnection,
-        jobs: list[JobRow],
-        *,
-        owner: str,
-        until: datetime,
-        now: datetime,
-    ) -> None:
-        if not jobs:
-            return
-        await conn.execute(
-            update(J)
-            .where(J.c.account == bindparam("b_account"), J.c.job_id == bindparam("b_job_id"))
-            .values(lease_owner=owner, lease_expires_at=until),
-            [{"b_account": j.account, "b_job_id": j.job_id} for j in jobs],
-        )
-        await conn.execute(poll_log.insert(), [{"account": j.account, "at": now} for j in jobs])
 
     async def signal(self, *, account: str, job_id: str, now: datetime) -> bool:
         """The upstream said the job moved: poll it first, and now. False if nobody watches it."""

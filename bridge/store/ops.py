@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.store.claims import HOUR
 from bridge.store.database import Repository
-from bridge.store.jobqueue import HOUR
 from bridge.store.outbox import STILL_WANTED, redelivery
 from bridge.store.records import DELIVERY_STATUSES, DeliveryRecord
 from bridge.store.tables import account_budgets, deliveries, poll_log, watches

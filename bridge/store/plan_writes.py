@@ -71,7 +71,15 @@ async def write_plans(
             )
         elif write.stop_polling:
             stop_params.append(key)
-        watch_params += [{"b_id": w.id, **fields_of(w), "updated_at": now} for w in write.watches]
+        watch_params += [
+            {
+                "b_id": w.id,
+                **fields_of(w),
+                "updated_at": now,
+                "ended_at": None if w.status == "active" else now,
+            }
+            for w in write.watches
+        ]
         event_rows += [fields_of(e) for e in write.events]
         delivery_rows += [
             {

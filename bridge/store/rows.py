@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -98,22 +98,43 @@ class BudgetRow:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiting:
+    """A due job in one client's queue; a job several clients watch waits in each one's queue."""
+
+    client: str  # "" for a job no active watch wants (its next poll stops it)
+    account: str
+    job_id: str
+    priority: int  # 1: a watch was just registered, or the upstream signalled the job
+    due_at: datetime
+    last_polled_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class AccountDemand:
     """What a claim found for one account: its budget row, due jobs, and polls already spent."""
 
     account: str
     budget: BudgetRow
-    wanted: int  # due jobs that could be polled now
+    queue: tuple[
+        Waiting, ...
+    ]  # due jobs that could be polled now, in every watching client's queue
+    last_served: Mapping[str, datetime]  # each client's latest poll in the rolling hour
     used_last_hour: int  # polls started in the rolling hour, by every replica
     oldest_in_window: datetime | None
     in_flight: int  # polls leased and not yet written
 
+    @property
+    def wanted(self) -> int:
+        """How many distinct jobs could be polled now."""
+        return len({w.job_id for w in self.queue})
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetGrant:
-    """The budget policy's answer: polls to start now, the row after them, when to ask again."""
+    """The budget policy's answer: the polls to start now, in order and each charged to a client,
+    the row after them, and when to ask again."""
 
-    count: int
+    chosen: tuple[Waiting, ...]
     budget: BudgetRow
     next_grant_at: datetime
 

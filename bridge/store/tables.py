@@ -66,10 +66,15 @@ watches = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+    Column(
+        "ended_at", UTCDateTime
+    ),  # set when the status leaves `active`; retention counts from it
     UniqueConstraint("client", "idempotency_key", name="uq_watches_client_idempotency_key"),
     Index("ix_watches_job", "account", "job_id", "status"),
     Index("ix_watches_client", "client", "id"),
+    Index("ix_watches_client_status", "client", "status"),
     Index("ix_watches_expiry", "status", "expires_at"),
+    Index("ix_watches_ended", "ended_at"),
 )
 
 upstream_jobs = Table(
@@ -117,6 +122,7 @@ poll_log = Table(
     ),
     Column("account", String(200), nullable=False),
     Column("at", UTCDateTime, nullable=False),
+    Column("client", String(200)),  # whose turn the poll was (fair queuing between clients)
     Index("ix_poll_log_account_at", "account", "at"),
 )
 

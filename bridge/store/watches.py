@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -17,6 +17,7 @@ from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
 
+_LIMIT_LOCK_SPACE = 72_941  # advisory lock space of the per-client watch limit (PostgreSQL)
 _WATCH_COLUMNS = [
     *watches.c,
     upstream_jobs.c.snapshot,
@@ -63,6 +64,14 @@ def delivery_record(row: Row[Any]) -> DeliveryRecord:
     return DeliveryRecord(**{name: m[name] for name in DeliveryRecord.__slots__})
 
 
+class WatchLimitReached(Exception):
+    """The client already has as many active watches as it may have."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the client already has {limit} active watches")
+        self.limit = limit
+
+
 class Watches(Repository):
     """Watches: register, read, page through and cancel them; their events and deliveries."""
 
@@ -84,8 +93,12 @@ class Watches(Repository):
         idempotency_key: str | None,
         now: datetime,
         ttl: timedelta,
+        max_active: int | None = None,
     ) -> tuple[WatchRecord, bool]:
-        """Register a watch and schedule its job to be polled first; returns (watch, created)."""
+        """Register a watch and schedule its job to be polled first; returns (watch, created).
+
+        Raises WatchLimitReached when the client already has `max_active` active watches.
+        """
         if idempotency_key is not None:
             existing = await self._watch_by_key(client, idempotency_key)
             if existing:
@@ -93,6 +106,8 @@ class Watches(Repository):
         watch_id = new_id("wat")
         try:
             async with self.engine.begin() as conn:
+                if max_active is not None:
+                    await self._check_limit(conn, client=client, limit=max_active)
                 await conn.execute(
                     watches.insert().values(
                         id=watch_id,
@@ -120,6 +135,24 @@ class Watches(Repository):
             return existing, False
         assert created is not None
         return created, True
+
+    async def _check_limit(self, conn: AsyncConnection, *, client: str, limit: int) -> None:
+        """Raise WatchLimitReached if the client has `limit` active watches (counted on an index,
+        at most `limit` rows). PostgreSQL: the client's registrations take turns, so two at once
+        cannot both take the last place; SQLite has one writer."""
+        if self.dialect == "postgresql":
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:space, hashtext(:client))"),
+                {"space": _LIMIT_LOCK_SPACE, "client": client},
+            )
+        active = (
+            select(watches.c.id)
+            .where(watches.c.client == client, watches.c.status == "active")
+            .limit(limit)
+            .subquery()
+        )
+        if (await conn.scalar(select(func.count()).select_from(active)) or 0) >= limit:
+            raise WatchLimitReached(limit)
 
     async def _watch_by_key(self, client: str, key: str) -> WatchRecord | None:
         async with self.engine.connect() as conn:
@@ -211,7 +244,7 @@ class Watches(Repository):
                 update(watches)
                 .where(watches.c.id == watch_id, watches.c.client == client)
                 .where(watches.c.status == "active")
-                .values(status="cancelled", updated_at=now)
+                .values(status="cancelled", updated_at=now, ended_at=now)
             )
             watch = await self._select_watch(
                 conn, watches.c.id == watch_id, watches.c.client == client

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from bridge.api.ratelimit import RateLimiter
 from bridge.app import create_app
-from bridge.config import parse_config
+from bridge.config import Config, parse_config
 from bridge.devtools.localserver import serving
 from bridge.ids import new_id
 from bridge.store import Store, open_store
@@ -96,14 +96,17 @@ async def running_api(
     background: bool = False,
     rate_limiter: RateLimiter | None = None,
     store: Callable[[Store], Store] | None = None,
+    edit_config: Callable[[Config], Config] | None = None,
 ) -> AsyncIterator[Api]:
     """Serve the bridge API on loopback with an injected clock and DNS.
 
     `background=False` leaves polling and delivery to the test (and /readyz says so); `store`
-    wraps the opened store, to make storage fail on purpose.
+    wraps the opened store, to make storage fail on purpose; `edit_config` changes the config.
     """
     clock = FakeClock(NOW)
     config = config_for(storage_url)
+    if edit_config is not None:
+        config = edit_config(config)
     opened = await open_store(config.storage.url)
     used = store(opened) if store else opened
     app = create_app(

@@ -109,6 +109,7 @@ def test_load_config_full_example_reads_every_section():
     assert config.routes[0].events == ["job.*", "item.failed"]
     assert config.routes[1].accounts is None
     assert config.operators["ops"].token.get_secret_value() == "ops-token-0123456789abcdef"
+    assert config.retention.days == 30
 
 
 @pytest.mark.parametrize(
@@ -217,6 +218,7 @@ def test_config_defaults_match_the_contract():
     assert DEFAULT_RETRY_SCHEDULE_S == [5, 300, 1800, 7200, 18000, 36000, 36000]
     assert config.delivery.allowed_hosts == []
     assert config.templates.dir is None
+    assert config.retention.days == 30
 
 
 def test_config_nested_defaults_match_the_contract():
@@ -232,6 +234,7 @@ routes: [{channels: [s]}]
     account = config.upstream.accounts["main"]
     assert (account.polls_per_hour, account.max_concurrency) == (120, 2)
     assert config.clients["shop"].webhook_secrets == []
+    assert config.clients["shop"].max_active_watches == 10_000
     slack = config.channels["s"]
     assert isinstance(slack, SlackChannelConfig)
     assert slack.base_url is None
