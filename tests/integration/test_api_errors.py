@@ -100,6 +100,8 @@ async def test_api_request_id_is_generated_otherwise(api: Api, given: bytes | No
         ({}, "job_id"),
         ({"job_id": "nope"}, "job_id"),
         ({"job_id": JOB[:-1]}, "job_id"),
+        ({"job_id": JOB + "\n"}, "job_id"),  # Python's `$` also matches before a final newline
+        ({"job_id": "\n" + JOB}, "job_id"),
         ({"job_id": 123}, "job_id"),
         ({"job_id": None}, "job_id"),
         ({"job_id": [JOB]}, "job_id"),
