@@ -275,6 +275,16 @@ async def test_api_unknown_route_and_method(api: Api) -> None:
     assert wrong_method.headers["Allow"] == "GET, HEAD, POST"
 
 
+@pytest.mark.parametrize("path", ["/healthz/", "/v1/watches/", "/openapi.json/"])
+async def test_api_trailing_slash_is_not_found_not_a_redirect_to_the_host_header(
+    api: Api, path: str
+) -> None:
+    # Starlette's slash redirect builds its Location from the Host header the caller sent.
+    response = await api.http.get(path, headers=api.auth(Host="evil.example"))
+    assert_error(response, 404, "not_found")
+    assert "location" not in response.headers
+
+
 def _body_of(size: int) -> bytes:
     """A valid create body padded with whitespace to exactly `size` bytes."""
     core = json.dumps({"job_id": JOB}).encode()
