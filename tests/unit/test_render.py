@@ -148,6 +148,17 @@ def test_renderer_html_email_escapes_what_the_shared_macros_return(packaged, nam
     assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
 
 
+def test_renderer_slack_link_text_cannot_come_from_the_result_url(packaged):
+    # In Slack's <url|text> the first "|" starts the text: a result_url holding one chose it.
+    event = sample_event("item.completed")
+    event["data"]["item"]["result_url"] = "https://cdn.example.com/a.png|Your account is locked"
+    context = template_context(payload=event, job=None, public_url=None)
+
+    text = packaged.render_json("slack/event.json.j2", context)[0]["text"]["text"]
+
+    assert "<https://cdn.example.com/a.png%7CYour account is locked|Result image>" in text
+
+
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_renderer_slack_message_is_block_kit_for_every_event_type(packaged, event_type):
     blocks = packaged.render_json("slack/message.json.j2", sample_context(event_type))
