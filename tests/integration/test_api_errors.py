@@ -192,6 +192,16 @@ async def test_api_account_not_allowed(api: Api, client: str, account: str) -> N
     assert account in assert_error(response, 403, "account_not_allowed")
 
 
+@pytest.mark.parametrize("host", ["internal.example.com", "mixed.example.com"])
+async def test_api_unsafe_webhook_url_does_not_tell_what_a_name_resolves_to(
+    api: Api, host: str
+) -> None:
+    # A client must not map the bridge's internal DNS: the kind of address, not the address.
+    response = await api.create(webhook_url=f"https://{host}/hook")
+    message = assert_error(response, 422, "unsafe_webhook_url")
+    assert "192.168." not in message and "10.1.2.3" not in message
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -200,8 +210,8 @@ async def test_api_account_not_allowed(api: Api, client: str, account: str) -> N
         ("https://127.0.0.1/hook", "loopback"),
         ("https://10.0.0.1/hook", "private"),
         ("https://[::1]/hook", "loopback"),
-        ("https://internal.example.com/hook", "192.168.1.1"),
-        ("https://mixed.example.com/hook", "10.1.2.3"),
+        ("https://internal.example.com/hook", "resolves to a private address"),
+        ("https://mixed.example.com/hook", "resolves to a private address"),
         ("https://unknown.example.com/hook", "resolve"),
         ("https://127.0.0.1:9001/hook", "loopback"),
         ("http://127.0.0.1:9001/hook", "https"),
