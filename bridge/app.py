@@ -66,9 +66,12 @@ def create_app(
         finally:
             await runtime.stop()
 
-    return Starlette(
+    app = Starlette(
         routes=routes(),
         middleware=middleware(),
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    # No 307 from "/path/" to "/path": Starlette builds that Location from the caller's Host header.
+    app.router.redirect_slashes = False
+    return app

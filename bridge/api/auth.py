@@ -3,6 +3,7 @@ never logged or echoed."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -57,9 +58,12 @@ def identify(
         *((Principal("client", name), c) for name, c in clients.items()),
         *((Principal("operator", name), o) for name, o in operators.items()),
     ]
+    # Digests, not the tokens: compare_digest returns at once on inputs of different lengths,
+    # which would tell a caller how long each configured token is.
+    offered = hashlib.sha256(token).digest()
     found: Principal | None = None
     for principal, holder in holders:
-        expected = holder.token.get_secret_value().encode("utf-8")
-        if hmac.compare_digest(token, expected) and found is None:
+        expected = hashlib.sha256(holder.token.get_secret_value().encode("utf-8")).digest()
+        if hmac.compare_digest(offered, expected) and found is None:
             found = principal
     return found

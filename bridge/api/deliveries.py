@@ -26,7 +26,7 @@ async def redeliver(
 ) -> DeliveryRecord:
     """Put the path's dead delivery back in the queue, due now, if the caller may see it."""
     delivery_id = request.path_params["delivery_id"]
-    if not _DELIVERY_ID.match(delivery_id):
+    if not _DELIVERY_ID.fullmatch(delivery_id):
         raise _not_found()
     api = api_of(request)
     outcome = await api.store.outbox.retry(

@@ -73,7 +73,7 @@ class CreateWatch(_Input):
     @field_validator("job_id")
     @classmethod
     def _uuid(cls, value: str) -> str:
-        if not _UUID.match(value):
+        if not _UUID.fullmatch(value):
             raise ValueError("must be a UUID")
         return value.lower()
 

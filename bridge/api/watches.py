@@ -47,7 +47,7 @@ async def _readable_watch(request: Request, reader: str | None) -> WatchRecord:
     """The path's watch if `reader` (a client, or None for an operator) may read it; another
     client's watch does not exist."""
     watch_id = request.path_params["watch_id"]
-    if not _WATCH_ID.match(watch_id):
+    if not _WATCH_ID.fullmatch(watch_id):
         raise _not_found()
     record = await api_of(request).store.watches.get(watch_id=watch_id, client=reader)
     if record is None:
@@ -59,7 +59,7 @@ def _idempotency_key(request: Request) -> str | None:
     values = request.headers.getlist("idempotency-key")
     if not values:
         return None
-    if len(values) > 1 or not _IDEMPOTENCY_KEY.match(values[0]):
+    if len(values) > 1 or not _IDEMPOTENCY_KEY.fullmatch(values[0]):
         raise invalid(
             "Idempotency-Key", "must be one header of 1 to 255 printable ASCII characters"
         )
@@ -166,7 +166,7 @@ async def cancel_watch(request: Request) -> Response:
     client = client_of(request)
     api = api_of(request)
     watch_id = request.path_params["watch_id"]
-    if not _WATCH_ID.match(watch_id):
+    if not _WATCH_ID.fullmatch(watch_id):
         raise _not_found()
     record = await api.store.watches.cancel(client=client, watch_id=watch_id, now=api.now())
     if record is None:

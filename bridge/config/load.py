@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from bridge.config.interpolate import format_path, interpolate
-from bridge.config.models import CHANNEL_TYPES, Config
+from bridge.config.models import CHANNEL_TYPES, Config, redact_url_password
 from bridge.config.refs import cross_reference_problems
 
 
@@ -98,4 +98,6 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
 
 def model_dump_redacted(config: Config) -> dict[str, Any]:
     """The config as JSON-ready data with every secret masked."""
-    return config.model_dump(mode="json", by_alias=True)
+    dumped = config.model_dump(mode="json", by_alias=True)
+    dumped["storage"]["url"] = redact_url_password(config.storage.url)
+    return dumped

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -37,10 +39,23 @@ class ServerConfig(_Strict):
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
+_URL_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@]*):.*@", re.IGNORECASE | re.DOTALL)
+
+
+def redact_url_password(url: str) -> str:
+    """`url` with the password of its user info shown as *** (a database URL holds one)."""
+    # Up to the last "@", as SQLAlchemy reads it: a password may hold "/", ":" or "?" unencoded.
+    return _URL_PASSWORD.sub(r"\1:***@", url, count=1)
+
+
 class StorageConfig(_Strict):
     """The database: SQLite for one process, PostgreSQL for replicas."""
 
     url: str = "sqlite:///bridge.db"
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr(config) ends up in tracebacks and debug output: never with the database password.
+        yield "url", redact_url_password(self.url)
 
     @field_validator("url")
     @classmethod

@@ -63,11 +63,13 @@ _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class UnsafeURL(Exception):
-    """A webhook URL the bridge refuses to call; `reason` says why, for people."""
+    """A webhook URL the bridge refuses to call; `reason` says why, for people (clients see it);
+    `address` is the refused address a name resolved to, for the operator's log only."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, address: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.address = address
 
 
 async def check_url(
@@ -208,7 +210,8 @@ def _check_address(address: IPAddress, *, host: str | None) -> None:
         return
     if host is None:
         raise UnsafeURL(f"{address} is a {reason} address")
-    raise UnsafeURL(f"host {host!r} resolves to a {reason} address ({address})")
+    # Not the address itself: clients read this, and must not map the bridge's internal DNS.
+    raise UnsafeURL(f"host {host!r} resolves to a {reason} address", address=str(address))
 
 
 async def _resolve(host: str, port: int, resolve: Resolver) -> list[IPAddress]:

@@ -100,6 +100,8 @@ async def test_api_request_id_is_generated_otherwise(api: Api, given: bytes | No
         ({}, "job_id"),
         ({"job_id": "nope"}, "job_id"),
         ({"job_id": JOB[:-1]}, "job_id"),
+        ({"job_id": JOB + "\n"}, "job_id"),  # Python's `$` also matches before a final newline
+        ({"job_id": "\n" + JOB}, "job_id"),
         ({"job_id": 123}, "job_id"),
         ({"job_id": None}, "job_id"),
         ({"job_id": [JOB]}, "job_id"),
@@ -190,6 +192,16 @@ async def test_api_account_not_allowed(api: Api, client: str, account: str) -> N
     assert account in assert_error(response, 403, "account_not_allowed")
 
 
+@pytest.mark.parametrize("host", ["internal.example.com", "mixed.example.com"])
+async def test_api_unsafe_webhook_url_does_not_tell_what_a_name_resolves_to(
+    api: Api, host: str
+) -> None:
+    # A client must not map the bridge's internal DNS: the kind of address, not the address.
+    response = await api.create(webhook_url=f"https://{host}/hook")
+    message = assert_error(response, 422, "unsafe_webhook_url")
+    assert "192.168." not in message and "10.1.2.3" not in message
+
+
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
@@ -198,8 +210,8 @@ async def test_api_account_not_allowed(api: Api, client: str, account: str) -> N
         ("https://127.0.0.1/hook", "loopback"),
         ("https://10.0.0.1/hook", "private"),
         ("https://[::1]/hook", "loopback"),
-        ("https://internal.example.com/hook", "192.168.1.1"),
-        ("https://mixed.example.com/hook", "10.1.2.3"),
+        ("https://internal.example.com/hook", "resolves to a private address"),
+        ("https://mixed.example.com/hook", "resolves to a private address"),
         ("https://unknown.example.com/hook", "resolve"),
         ("https://127.0.0.1:9001/hook", "loopback"),
         ("http://127.0.0.1:9001/hook", "https"),
@@ -271,6 +283,16 @@ async def test_api_unknown_route_and_method(api: Api) -> None:
     assert_error(public_unknown, 404, "not_found")
     assert_error(wrong_method, 405, "method_not_allowed")
     assert wrong_method.headers["Allow"] == "GET, HEAD, POST"
+
+
+@pytest.mark.parametrize("path", ["/healthz/", "/v1/watches/", "/openapi.json/"])
+async def test_api_trailing_slash_is_not_found_not_a_redirect_to_the_host_header(
+    api: Api, path: str
+) -> None:
+    # Starlette's slash redirect builds its Location from the Host header the caller sent.
+    response = await api.http.get(path, headers=api.auth(Host="evil.example"))
+    assert_error(response, 404, "not_found")
+    assert "location" not in response.headers
 
 
 def _body_of(size: int) -> bytes:

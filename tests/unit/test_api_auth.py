@@ -1,8 +1,10 @@
+import hmac
 import re
 
 import pytest
 from pydantic import SecretStr
 
+from bridge.api import auth
 from bridge.api.auth import Principal, bearer_token, identify
 from bridge.api.errors import ApiError
 from bridge.api.middleware import request_id_from
@@ -63,6 +65,27 @@ def test_bearer_token_refuses_anything_else(headers: list[tuple[bytes, bytes]]) 
 )
 def test_identify_matches_whole_tokens_only(token: bytes, who: Principal | None) -> None:
     assert identify(token, clients=CLIENTS, operators=OPERATORS) == who
+
+
+@pytest.mark.parametrize(
+    "token", [b"s", b"shop-token-0001", b"x" * 4096], ids=["short", "exact", "long"]
+)
+def test_identify_compares_equal_lengths_so_timing_tells_no_token_length(
+    token: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # compare_digest returns at once on inputs of different lengths (its docs say so), which
+    # would let a caller find each configured token's length by timing; digests are all 32 bytes.
+    lengths: list[tuple[int, int]] = []
+    compare = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        lengths.append((len(a), len(b)))
+        return compare(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", recording)
+    identify(token, clients=CLIENTS, operators=OPERATORS)
+    assert len(lengths) == len(CLIENTS) + len(OPERATORS)
+    assert set(lengths) == {(32, 32)}
 
 
 def test_principal_key_keeps_a_client_and_an_operator_of_one_name_apart() -> None:

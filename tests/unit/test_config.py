@@ -323,6 +323,23 @@ def test_config_model_never_shows_a_secret():
     assert config.clients["shop"].token.get_secret_value() == "shop-token-TOPSECRET"
 
 
+def test_config_model_never_shows_the_database_password():
+    url = "postgresql://bridge:pg-PASSWORD-secret@db.internal:5432/bridge"
+    text = SECRET_TEXT.replace("polls_per_hour: 0", "polls_per_hour: 1")
+    text = text.replace(", colour: red", "").replace("to: []", "to: [o@example.com]")
+    text = text.replace(", secrets: 5", "").replace("[slak]", "[slack]")
+    env = {
+        **SECRETS,
+        "SHOP_TOKEN": "shop-token-TOPSECRET",
+        "SHOP_WEBHOOK_SECRET": SECRETS["ERP_SECRET"],
+    }
+    config = parse_config(f"storage: {{url: '{url}'}}\n" + text, env=env)
+    shown = repr(config) + str(config) + repr(config.storage) + repr(model_dump_redacted(config))
+    assert "pg-PASSWORD-secret" not in shown
+    assert "postgresql://bridge:***@db.internal:5432/bridge" in shown
+    assert config.storage.url == url  # the store still connects with it
+
+
 def test_load_config_missing_file_is_one_clear_problem(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "nope.yaml", env={})

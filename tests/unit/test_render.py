@@ -122,6 +122,43 @@ def test_renderer_html_email_escapes_upstream_text(packaged):
     assert "<box>" not in html
 
 
+HOSTILE = '"><img src=x onerror=alert(1)><script>x</script>'
+
+
+def _hostile_context(event_type):
+    """An event whose client- and upstream-given strings are all markup."""
+    job = sample_job()
+    for item in job["items"]:
+        item.update(external_id=HOSTILE, error_code=HOSTILE, error_message=HOSTILE)
+    event = sample_event(event_type)
+    event["data"].update(account=HOSTILE, metadata={HOSTILE: HOSTILE})
+    if event["data"].get("item"):
+        event["data"]["item"].update(external_id=HOSTILE, error_message=HOSTILE)
+    return template_context(payload=event, job=job, public_url=None)
+
+
+@pytest.mark.parametrize("event_type", ["item.failed", "item.completed", "job.completed"])
+@pytest.mark.parametrize("name", ["email/summary.html.j2", "email/event.html.j2"])
+def test_renderer_html_email_escapes_what_the_shared_macros_return(packaged, name, event_type):
+    # The macros live in a plain-text template; Jinja marks what they return as safe in an HTML
+    # one, so an external id (the client's SKU) went into the email, and an alt="" attribute, raw.
+    html = packaged.render(name, _hostile_context(event_type))
+
+    assert "<img src=x" not in html and "<script>" not in html
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_renderer_slack_link_text_cannot_come_from_the_result_url(packaged):
+    # In Slack's <url|text> the first "|" starts the text: a result_url holding one chose it.
+    event = sample_event("item.completed")
+    event["data"]["item"]["result_url"] = "https://cdn.example.com/a.png|Your account is locked"
+    context = template_context(payload=event, job=None, public_url=None)
+
+    text = packaged.render_json("slack/event.json.j2", context)[0]["text"]["text"]
+
+    assert "<https://cdn.example.com/a.png%7CYour account is locked|Result image>" in text
+
+
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_renderer_slack_message_is_block_kit_for_every_event_type(packaged, event_type):
     blocks = packaged.render_json("slack/message.json.j2", sample_context(event_type))

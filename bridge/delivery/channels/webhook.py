@@ -65,7 +65,8 @@ class WebhookChannel:
                 response = await self._post(message, body, addresses)
         except UnsafeURL as exc:
             log.warning(
-                "webhook url refused", extra={"event_id": message.event_id, "reason": exc.reason}
+                "webhook url refused",
+                extra={"event_id": message.event_id, "reason": exc.reason, "address": exc.address},
             )
             raise SendError(f"unsafe webhook URL: {exc.reason}") from None
         except (TimeoutError, httpx.TimeoutException):
