@@ -20,7 +20,14 @@ from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
 from bridge.store.records import EventRecord, WatchRecord
-from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, WatchChange
+from bridge.store.rows import (
+    POSITIONS_PER_POLL,
+    JobRow,
+    JobUpdate,
+    JobWrite,
+    NewDelivery,
+    WatchChange,
+)
 
 NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch
@@ -28,8 +35,7 @@ NOT_FOUND_RETRY_S = 15.0
 STRETCH = 1.5  # an unchanged job is polled 1.5 times less often each time, up to max_interval_s
 JITTER = 0.1  # intervals vary by ±10% so jobs registered together drift apart
 # A job stream's positions: the poll's time in ms, then a rank within the poll (item order, then
-# the job's event, then a watch's end). Polls of one job never share a millisecond: one lease at a time.
-POSITIONS_PER_POLL = 1000
+# the job's event, then a watch's end); the store moves a poll past what its stream already holds.
 JOB_RANK = POSITIONS_PER_POLL - 2
 MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway
 
