@@ -3,11 +3,12 @@
 A configured channel hears each change of a job once (CONTRACT section 6), however many watches the
 job has: two watches that observe the same change (the older one between two polls, a newer one on
 its first poll, compared with an empty job) produce events with different ids, sequences and even
-types (the newer watch sees `item.completed` where the older saw `item.updated` after it), so the
-store keeps one delivery per (channel, key). A change is named by what changed (an item, or the
-job's status) and how many changes of it the job has shown so far: an item that fails, is retried
-upstream and fails again with the same error is two changes, and a late watch catching up on an
-item tells its latest change, which the older watch already told. Pure.
+types, so the store keeps one delivery per (channel, key). A change is named by what changed (an
+item, or the job's status) and how many times it has changed status so far (an item that fails, is
+retried upstream and fails again with the same error is two changes), and an `item.updated` also by
+how many updates of the item came before it. A late watch catching up tells each item's latest
+status change, never an update: the older watch told that status change already, whatever updates
+followed it and whether or not a channel took them. Pure.
 """
 
 from __future__ import annotations
@@ -23,16 +24,24 @@ OBSERVED = "observed_changes"
 JOB = "job"
 
 
+UPDATED = "item.updated"
+
+
 def subject(change: Change) -> str:
     """What a change is about: `item:<id>` or the job's status."""
     return f"item:{change.item.id}" if change.item is not None else JOB
+
+
+def _counter(change: Change) -> str:
+    name = subject(change)
+    return f"{name}/updated" if change.type == UPDATED else name
 
 
 def count_changes(observed: Mapping[str, int], changes: Iterable[Change]) -> dict[str, int]:
     """The counts after one poll's job-level `changes` (those since the previous poll)."""
     counts = dict(observed)
     for change in changes:
-        counts[subject(change)] = counts.get(subject(change), 0) + 1
+        counts[_counter(change)] = counts.get(_counter(change), 0) + 1
     return counts
 
 
@@ -44,11 +53,13 @@ def change_key(
     change: Change | None,
     observed: Mapping[str, int],
 ) -> str:
-    """A 64-character key naming the change: its job, subject and how many changes it has had."""
+    """A 64-character key naming the change: its job, subject and how many changes came before."""
+    state: list[object]
     if change is None:
-        name, count = event_type, 0  # watch.expired / watch.failed: once per job
+        state = [event_type]  # watch.expired / watch.failed: once per job
     else:
-        name = subject(change)
-        count = observed.get(name, 0)
-    text = json.dumps([account, job_id, name, count], separators=(",", ":"))
+        state = [subject(change), observed.get(subject(change), 0)]
+        if change.type == UPDATED:
+            state += [UPDATED, observed.get(_counter(change), 0)]
+    text = json.dumps([account, job_id, *state], separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

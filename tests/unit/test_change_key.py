@@ -23,7 +23,7 @@ def test_change_key_is_the_same_whichever_watch_saw_the_change():
     # A late watch sees the item from an empty job, maybe as another type: same change.
     late = Change(type="item.completed", previous_status=None, item=ITEM)
     assert key() == key(change=late)
-    assert key() == key(event_type="item.updated")
+    assert key() == key(observed={"item:item-1": 2, "item:item-1/updated": 4})
     assert len(key()) == 64
 
 
@@ -42,9 +42,21 @@ def test_change_key_differs_for_another_change(overrides):
     assert key(**overrides) != key()
 
 
-def test_count_changes_counts_each_subject():
+def test_count_changes_counts_status_changes_and_updates_apart():
     job = Change(type="job.processing", previous_status="queued", item=None)
-    assert count_changes({"item:item-1": 1}, [DONE, job]) == {"item:item-1": 2, "job": 1}
+    updated = Change(type="item.updated", previous_status="completed", item=ITEM)
+    assert count_changes({"item:item-1": 1}, [DONE, updated, job]) == {
+        "item:item-1": 2,
+        "item:item-1/updated": 1,
+        "job": 1,
+    }
+
+
+def test_each_update_of_an_item_is_a_change_of_its_own():
+    updated = Change(type="item.updated", previous_status="completed", item=ITEM)
+    first = key(change=updated, observed={"item:item-1": 2, "item:item-1/updated": 1})
+    assert first != key()
+    assert first != key(change=updated, observed={"item:item-1": 2, "item:item-1/updated": 2})
 
 
 def test_watch_events_are_told_once_per_job():

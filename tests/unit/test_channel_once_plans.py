@@ -24,8 +24,10 @@ CONFIG = parse_config(
     """
 channels:
   erp: {type: webhook, url: "https://erp.example.com/hooks", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
+  done: {type: webhook, url: "https://done.example.com/hooks", secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw}
 routes:
   - {events: ["*"], channels: [erp]}
+  - {events: ["item.completed"], channels: [done]}
 """,
     env={},
 )
@@ -51,6 +53,7 @@ class Story:
     )
     keys: set[str] = field(default_factory=set)
     heard: list[str] = field(default_factory=list)
+    channel: str = "erp"
     polls: int = 0
 
     def poll(self, status: str, *items: ItemSnapshot) -> None:
@@ -65,7 +68,7 @@ class Story:
         self.job = JobRow(**{**_fields(write.job), "account": "main", "job_id": JOB_ID})
         types = {e.id: e.type for e in write.events}
         for d in write.deliveries:
-            if d.destination == "erp" and d.change_key not in self.keys:
+            if d.destination == self.channel and d.change_key not in self.keys:
                 self.keys.add(d.change_key or "")
                 self.heard.append(types[d.event_id])
         by_id = {c.id: c for c in write.watches}
@@ -124,3 +127,12 @@ def test_a_job_that_goes_back_to_processing_is_heard_each_time():
     story.poll("queued", _item("processing"))
     story.poll("processing", _item("processing"))
     assert story.heard == ["item.processing", "job.processing", "job.queued", "job.processing"]
+
+
+def test_a_late_watch_does_not_retell_a_completion_to_a_channel_that_skips_updates():
+    story = Story(watches=[_watch("w1", 0)], channel="done")
+    story.poll("processing", _item("completed", result_url="https://cdn.example.com/1.png"))
+    story.poll("processing", _item("completed", result_url="https://cdn.example.com/1b.png"))
+    story.watches.append(_watch("w2", 25))
+    story.poll("processing", _item("completed", result_url="https://cdn.example.com/1b.png"))
+    assert story.heard == ["item.completed"]
