@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from random import Random
 
 from bridge.config import PollingConfig
-from bridge.events.change_key import change_key
+from bridge.events.change_key import OBSERVED, change_key, count_changes
 from bridge.events.diff import Change, carry_over, diff
 from bridge.events.payloads import WatchRef, event_payload
 from bridge.events.routing import WEBHOOK_URL, Router, WatchRoute
@@ -21,7 +21,14 @@ from bridge.ids import new_id
 from bridge.polling.apikey import CONFIRM_AFTER
 from bridge.polling.outcomes import NotFound, Ok, Outcome, RateLimited, Unauthorized
 from bridge.store.records import EventRecord, WatchRecord
-from bridge.store.rows import JobRow, JobUpdate, JobWrite, NewDelivery, WatchChange
+from bridge.store.rows import (
+    POSITIONS_PER_POLL,
+    JobRow,
+    JobUpdate,
+    JobWrite,
+    NewDelivery,
+    WatchChange,
+)
 
 NOT_FOUND_POLLS = 3  # a 404 seen this many times ...
 NOT_FOUND_SPAN = timedelta(seconds=30)  # ... over at least this long fails the watch
@@ -29,8 +36,7 @@ NOT_FOUND_RETRY_S = 15.0
 STRETCH = 1.5  # an unchanged job is polled 1.5 times less often each time, up to max_interval_s
 JITTER = 0.1  # intervals vary by ±10% so jobs registered together drift apart
 # A job stream's positions: the poll's time in ms, then a rank within the poll (item order, then
-# the job's event, then a watch's end). Polls of one job never share a millisecond: one lease at a time.
-POSITIONS_PER_POLL = 1000
+# the job's event, then a watch's end); the store moves a poll past what its stream already holds.
 JOB_RANK = POSITIONS_PER_POLL - 2
 MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway
 
@@ -74,8 +80,8 @@ class _Writer:
     every event of that watch.
     """
 
-    def __init__(self, ctx: PlanContext, job: JobSnapshot | None) -> None:
-        self.ctx, self.job = ctx, job
+    def __init__(self, ctx: PlanContext, job: JobSnapshot | None, observed: dict[str, int]) -> None:
+        self.ctx, self.job, self.observed = ctx, job, observed
         self.events: list[EventRecord] = []
         self.deliveries: list[NewDelivery] = []
         self._told: set[tuple[str, str]] = set()  # (channel, change key) given a delivery
@@ -137,8 +143,8 @@ class _Writer:
             account=watch.account,
             job_id=watch.job_id,
             event_type=event_type,
-            item=change.item if change else None,
-            job_status=self.job.status if self.job is not None else None,
+            change=change,
+            observed=self.observed,
         )
 
     def _position(self, event_type: str, change: Change | None) -> int:
@@ -152,6 +158,11 @@ class _Writer:
 
 def _oldest_first(watches: list[WatchRecord]) -> list[WatchRecord]:
     return sorted(watches, key=lambda w: (w.created_at, w.id))
+
+
+def _observed(job: JobRow) -> dict[str, int]:
+    """How many changes of each item and of the job's status earlier polls observed."""
+    return dict((job.snapshot or {}).get(OBSERVED) or {})
 
 
 def _job_update(job: JobRow, **changes: object) -> JobUpdate:
@@ -170,7 +181,7 @@ def plan_end(
 ) -> JobWrite:
     """End watches with `watch.failed` or `watch.expired`; the job keeps its schedule unless none is left."""
     snapshot = JobSnapshot.from_dict(job.snapshot) if job.snapshot else None
-    writer = _Writer(ctx, snapshot)
+    writer = _Writer(ctx, snapshot, _observed(job))
     changes = []
     status = "expired" if reason == "watch_expired" else "failed"
     for w in _oldest_first(watches):
@@ -242,7 +253,8 @@ def _plan_snapshot(
     old = JobSnapshot.from_dict(job.snapshot) if job.snapshot else None
     new = carry_over(old, fetched)
     since_last = diff(old, new)
-    writer = _Writer(ctx, new)
+    observed = count_changes(_observed(job), since_last)
+    writer = _Writer(ctx, new, observed)
     changes = []
     for w in _oldest_first(watches):
         # A watch's first poll is compared with an empty job, so a late watch learns everything.
@@ -267,7 +279,7 @@ def _plan_snapshot(
     keep_polling = not new.is_final and bool(watches)
     update = _job_update(
         job,
-        snapshot=new.to_dict(),
+        snapshot={**new.to_dict(), OBSERVED: observed},
         status=new.status,
         final=new.is_final,
         next_poll_at=_jittered(interval, ctx) if keep_polling else None,

@@ -10,11 +10,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.records import WatchRecord
-from bridge.store.rows import JobRow, JobWrite
+from bridge.store.rows import POSITIONS_PER_POLL, JobRow, JobWrite
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
 from bridge.store.watches import watch_record
@@ -103,9 +103,38 @@ async def write_plans(
     if event_rows:
         await conn.execute(events.insert(), event_rows)
     if delivery_rows:
+        await _after_earlier(conn, delivery_rows)
         # A channel that already heard of a change (from an earlier poll of an older watch, or from
         # another replica) keeps its one delivery: the unique (destination, change_key) decides.
         insert = insert_for(conn.dialect.name, deliveries).on_conflict_do_nothing(
             index_elements=["destination", "change_key"]
         )
         await conn.execute(insert, delivery_rows)
+
+
+async def _after_earlier(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Move a job stream's new positions past those it holds, keeping their order within the poll.
+
+    Positions start from the poll's time, but replicas' clocks differ and a watch's end can be
+    planned in a poll's millisecond; the job's row is locked, so the order of writing is the order
+    of the job's changes, and nothing written now may go before what was written earlier.
+    """
+    streams = {r["stream"] for r in rows if r["change_key"] is not None}
+    if not streams:
+        return
+    D = deliveries
+    held = await conn.execute(
+        select(D.c.stream, func.max(D.c.position).label("last"))
+        .where(D.c.stream.in_(streams))
+        .group_by(D.c.stream)
+    )
+    last: dict[str, int] = {row.stream: row.last for row in held}
+    first: dict[str, int] = {}
+    for r in rows:
+        if r["stream"] in last:
+            first[r["stream"]] = min(first.get(r["stream"], r["position"]), r["position"])
+    for r in rows:
+        stream = r["stream"]
+        if stream in last and first[stream] <= last[stream]:
+            slots = last[stream] // POSITIONS_PER_POLL + 1 - first[stream] // POSITIONS_PER_POLL
+            r["position"] += slots * POSITIONS_PER_POLL

@@ -43,6 +43,10 @@ class JobRow(JobUpdate):
     job_id: str
 
 
+# A job stream's positions: the poll's time in ms times this, plus a rank within the poll.
+POSITIONS_PER_POLL = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
     """One event's delivery to one destination, pending until sent.
