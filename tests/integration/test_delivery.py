@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from random import Random
 from typing import Any
 
@@ -291,6 +292,19 @@ async def test_deliver_due_honours_a_longer_retry_after(rig):
     rig.clock.advance(60)
     assert await rig.drive() == 1
     assert (await rig.delivery(watch.id)).status == "delivered"
+
+
+@pytest.mark.parametrize("retry_after", ["86400", "date"])
+async def test_deliver_due_caps_retry_after_at_the_schedule_plus_two_hours(rig, retry_after):
+    watch, [event_id] = await rig.watch_with_events(1)
+    if retry_after == "date":  # an HTTP date a day from now
+        retry_after = format_datetime(datetime.now(UTC) + timedelta(days=1), usegmt=True)
+    rig.receiver.answer(event_id, (503, {"retry-after": retry_after}))
+    start = rig.clock.now()
+    await rig.drive()
+    parked = await rig.delivery(watch.id)
+    assert (parked.status, parked.last_status_code) == ("pending", 503)
+    assert parked.next_attempt_at == start + timedelta(seconds=5 + 2 * 3600)
 
 
 async def test_deliver_due_retries_a_timeout(rig):
