@@ -1,15 +1,18 @@
-"""Deliverer.deliver_due(now): claim due outbox rows, send each once, record it, schedule the retry.
+"""Deliverer: claim due outbox rows while sends are in flight, send each once, record it.
 
-Sends run concurrently (bounded); their results are written as they come in, a batch per
-transaction, so one slow receiver does not hold back the record of the others. Whether and when to
-retry is decided in one place, `bridge.delivery.retry.next_step`.
+Not in rounds: each send runs on its own and frees its slot when its result is recorded, and the
+scheduler's step (`dispatch_due`) claims more whenever slots are free, so one slow receiver holds
+back nobody else. Slots are bounded in all and per destination (`bridge.delivery.inflight`); rows
+for a destination with no free slot are not even claimed. Per watch and destination, event N+1 is
+not claimed while event N is pending (the outbox's claim), so order holds however sends overlap.
+Results are written as they come in, whatever queued up during one write going in the next.
+Whether and when to retry is decided in one place, `bridge.delivery.retry.next_step`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import random
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from bridge.clock import Clock
 from bridge.config import DeliveryConfig
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
+from bridge.delivery.inflight import InFlight
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -26,14 +30,23 @@ from bridge.store.outbox import AttemptResult, ClaimedDelivery
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 32
-LEASE_MARGIN_S = (
-    10.0  # sends end this long before the lease does, so no replica re-claims a live send
-)
+MAX_IN_FLIGHT = 64  # sends under way in one replica
+PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
+CLAIM_READ_FACTOR = 4  # a claim reads this many due rows per free slot, to choose among
+LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
+
+Recorded = tuple[AttemptResult, Clock, "asyncio.Future[None]"]
+
+
+class NotRecorded(Exception):
+    """The write of an attempt failed (logged once per batch): its lease ends and it comes back."""
 
 
 class Deliverer:
-    """Sends due deliveries for one replica (`owner` names it in leases)."""
+    """Sends due deliveries for one replica (`owner` names it in leases).
+
+    `on_free` is called whenever a send is over and its slot free: the scheduler's cue to claim.
+    """
 
     def __init__(
         self,
@@ -45,7 +58,9 @@ class Deliverer:
         now: Clock,
         owner: str,
         rng: random.Random | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        per_destination: int = PER_DESTINATION,
+        on_free: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -54,81 +69,111 @@ class Deliverer:
         self._channels = channels
         self._owner = owner
         self._rng = rng or random.Random()
-        self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: set[str] = set()
-        self._rounds = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._on_free = on_free
+        self._in_flight = InFlight(total=max_in_flight, per_destination=per_destination)
+        self._claiming = asyncio.Lock()  # one claim at a time: each sees the slots the last took
+        self._sends: set[asyncio.Task[bool]] = set()
+        self._results: list[Recorded] = []
+        self._writer: asyncio.Task[None] | None = None
         self._closed = False
 
-    def lease_s(self, limit: int) -> float:
-        """A batch's lease: every wave of sends timing out, plus margins."""
-        waves = math.ceil(limit / self._concurrency) + 1
-        return waves * self._settings.timeout_s + 2 * LEASE_MARGIN_S
+    @property
+    def lease_s(self) -> float:
+        """A claim's lease: one send timing out, plus margins (a claimed row is sent at once)."""
+        return self._settings.timeout_s + 2 * LEASE_MARGIN_S
+
+    async def dispatch_due(self, now: datetime | None = None) -> int:
+        """Claim due deliveries into the free slots and start sending them (the scheduler's step).
+
+        Returns at once, with how many it started when they took every free slot (the scheduler
+        then runs it again), or 0 when it took all there was: a tick, a commit or a freed slot
+        (`on_free`) brings it back.
+        """
+        room = self._in_flight.free()
+        started = await self._dispatch(now, limit=room)
+        return len(started) if started and len(started) == room else 0
 
     async def deliver_due(self, now: datetime | None = None, *, limit: int = 200) -> int:
-        """Claim up to `limit` due deliveries, try each once, record it; return attempts made."""
-        if self._closed:
-            return 0
-        clock: Callable[[], datetime] = (lambda: now) if now is not None else self._now
-        self._rounds += 1
-        self._idle.clear()
-        try:
-            lease_s = self.lease_s(limit)
+        """Claim due deliveries (at most `limit`, and the free slots), send each once and wait
+        until each is recorded; return the attempts made (tests, benches, one-off runs)."""
+        started = await self._dispatch(now, limit=limit)
+        return sum(await asyncio.gather(*started)) if started else 0
+
+    async def _dispatch(self, now: datetime | None, *, limit: int) -> list[asyncio.Task[bool]]:
+        clock: Clock = (lambda: now) if now is not None else self._now
+        async with self._claiming:
+            room = min(limit, self._in_flight.free())
+            if self._closed or room <= 0:
+                return []
             claimed = await self._store.outbox.claim_due(
-                now=clock(), owner=self._owner, lease_s=lease_s, limit=limit
+                now=clock(),
+                owner=self._owner,
+                lease_s=self.lease_s,
+                # Read more than there is room for: rows over a destination's share are passed
+                # over, and the oldest due rows must not crowd out the rest (CLAIM_READ_FACTOR).
+                limit=room * CLAIM_READ_FACTOR,
+                busy=self._in_flight.busy(),
+                admit=self._in_flight.admission(limit=room),
             )
-            # A row this process still sends (its lease ran out meanwhile) is not sent twice.
-            rows = [row for row in claimed if row.id not in self._in_flight]
-            deadline = asyncio.get_running_loop().time() + lease_s - LEASE_MARGIN_S
-            return await self._send_all(rows, clock=clock, deadline=deadline)
-        finally:
-            self._rounds -= 1
-            if self._rounds == 0:
-                self._idle.set()
+            deadline = asyncio.get_running_loop().time() + self.lease_s - LEASE_MARGIN_S
+            return [self._start(row, clock=clock, deadline=deadline) for row in claimed]
 
-    async def _send_all(
-        self, rows: list[ClaimedDelivery], *, clock: Callable[[], datetime], deadline: float
-    ) -> int:
-        results: asyncio.Queue[AttemptResult | None] = asyncio.Queue()
-        writer = asyncio.create_task(self._write(results, clock=clock))
+    def _start(self, row: ClaimedDelivery, *, clock: Clock, deadline: float) -> asyncio.Task[bool]:
+        self._in_flight.add(row)
+        task = asyncio.create_task(self._send_and_record(row, clock=clock, deadline=deadline))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+        return task
 
-        loop = asyncio.get_running_loop()
-        tried = 0
-
-        async def one(row: ClaimedDelivery) -> None:
-            nonlocal tried
-            self._in_flight.add(row.id)
-            try:
-                async with self._slots:
-                    if loop.time() >= deadline:
-                        return  # no time left to send within the lease: it comes back when it ends
-                    results.put_nowait(await self._attempt(row, clock=clock, deadline=deadline))
-                    tried += 1
-            finally:
-                self._in_flight.discard(row.id)
-
+    async def _send_and_record(
+        self, row: ClaimedDelivery, *, clock: Clock, deadline: float
+    ) -> bool:
+        """One attempt, recorded; True once it is. The slot is freed however it ends."""
         try:
-            await asyncio.gather(*(one(row) for row in rows))
+            result = await self._attempt(row, clock=clock, deadline=deadline)
+            await self._record(result, clock=clock)
+            return True
+        except NotRecorded:
+            return False
+        except Exception:
+            log.exception(
+                "delivery attempt failed unexpectedly; it is tried again when its lease ends",
+                extra={"delivery_id": row.id, "destination": row.destination},
+            )
+            return False
         finally:
-            results.put_nowait(None)
-            await writer
-        return tried
+            self._in_flight.discard(row.id)
+            if self._on_free is not None:
+                self._on_free()
 
-    async def _write(
-        self, results: asyncio.Queue[AttemptResult | None], *, clock: Callable[[], datetime]
-    ) -> None:
+    async def _record(self, result: AttemptResult, *, clock: Clock) -> None:
+        """Queue the result for the writer and wait until it is committed."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._results.append((result, clock, committed))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await committed
+
+    async def _write(self) -> None:
         """Record results as they arrive: whatever queued up during one write goes in the next."""
-        done = False
-        while not done:
-            batch = [await results.get()]
-            while not results.empty():
-                batch.append(results.get_nowait())
-            done = None in batch
-            ready = [r for r in batch if r is not None]
-            if ready:
-                await self._store.outbox.record_attempts(ready, now=clock(), owner=self._owner)
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                await self._store.outbox.record_attempts(
+                    [result for result, _, _ in batch], now=batch[-1][1](), owner=self._owner
+                )
+            except Exception:
+                log.exception(
+                    "could not record delivery attempts; they are tried again when leases end",
+                    extra={"count": len(batch)},
+                )
+                for _, _, committed in batch:
+                    if not committed.done():
+                        committed.set_exception(NotRecorded())
+            else:
+                for _, _, committed in batch:
+                    if not committed.done():
+                        committed.set_result(None)
 
     async def _attempt(
         self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float
@@ -211,12 +256,20 @@ class Deliverer:
             log.warning("delivery dead", extra={**fields, "error": result.error})
 
     async def aclose(self, *, timeout_s: float = 30.0) -> None:
-        """Stop taking new work, let in-flight sends finish and be recorded, close the channels."""
+        """Stop claiming, let the sends in flight finish and be recorded, close the channels."""
         self._closed = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
-        except TimeoutError:
-            log.warning("deliveries still in flight at shutdown; their leases will expire")
+        async with self._claiming:  # a claim under way starts its sends before we wait for them
+            pass
+        if self._sends:
+            _, late = await asyncio.wait(set(self._sends), timeout=timeout_s)
+            if late:
+                log.warning(
+                    "deliveries still in flight at shutdown; their leases will expire",
+                    extra={"count": len(late)},
+                )
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
         await self._channels.aclose()
 
 
