@@ -1,18 +1,19 @@
 """Deliverer: claim due outbox rows while sends are in flight, send each once, record it.
 
-Not in rounds: each send runs on its own and frees its slot when its result is recorded, and the
-scheduler's step (`dispatch_due`) claims more whenever slots are free, so one slow receiver holds
-back nobody else. Slots are bounded in all and per destination (`bridge.delivery.inflight`); rows
-for a destination with no free slot are not even claimed. Per watch and destination, event N+1 is
-not claimed while event N is pending (the outbox's claim), so order holds however sends overlap.
-Results are written as they come in, whatever queued up during one write going in the next.
-Whether and when to retry is decided in one place, `bridge.delivery.retry.next_step`.
+Not in rounds: claimed rows wait in their destination's lane (`bridge.delivery.lanes`), each
+send runs on its own, and when it is recorded the lane's next row starts; the scheduler's step
+(`dispatch_due`) claims again whenever a lane has emptied, so one slow receiver holds back only
+its own lane. Per watch and destination, event N+1 is not claimed while event N is pending (the
+outbox's claim), so order holds however sends overlap. Results are written as they come in,
+whatever queued up during one write going in the next. Whether and when to retry is decided in
+one place, `bridge.delivery.retry.next_step`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from bridge.clock import Clock
 from bridge.config import DeliveryConfig
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
-from bridge.delivery.inflight import InFlight
+from bridge.delivery.lanes import Held, Lanes
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -30,9 +31,11 @@ from bridge.store.outbox import AttemptResult, ClaimedDelivery
 
 log = logging.getLogger(__name__)
 
-MAX_IN_FLIGHT = 64  # sends under way in one replica
+MAX_SENDING = 64  # sends under way in one replica
 PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
-CLAIM_READ_FACTOR = 4  # a claim reads this many due rows per free slot, to choose among
+LANE_DEPTH = 32  # claimed rows one destination may hold (sending, waiting or being recorded)
+MAX_HELD = 512  # claimed rows one replica may hold: 16 full lanes
+CLAIM_READ = 64  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 
 Recorded = tuple[AttemptResult, Clock, "asyncio.Future[None]"]
@@ -45,7 +48,7 @@ class NotRecorded(Exception):
 class Deliverer:
     """Sends due deliveries for one replica (`owner` names it in leases).
 
-    `on_free` is called whenever a send is over and its slot free: the scheduler's cue to claim.
+    `on_free` is called when a send is over and its lane wants more rows: the cue to claim.
     """
 
     def __init__(
@@ -58,8 +61,7 @@ class Deliverer:
         now: Clock,
         owner: str,
         rng: random.Random | None = None,
-        max_in_flight: int = MAX_IN_FLIGHT,
-        per_destination: int = PER_DESTINATION,
+        lanes: Lanes | None = None,
         on_free: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
@@ -70,81 +72,99 @@ class Deliverer:
         self._owner = owner
         self._rng = rng or random.Random()
         self._on_free = on_free
-        self._in_flight = InFlight(total=max_in_flight, per_destination=per_destination)
-        self._claiming = asyncio.Lock()  # one claim at a time: each sees the slots the last took
-        self._sends: set[asyncio.Task[bool]] = set()
+        self._lanes = lanes or Lanes(
+            sending=MAX_SENDING, per_destination=PER_DESTINATION, held=MAX_HELD, depth=LANE_DEPTH
+        )
+        self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
+        self._sends: set[asyncio.Task[None]] = set()
         self._results: list[Recorded] = []
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
     def lease_s(self) -> float:
-        """A claim's lease: one send timing out, plus margins (a claimed row is sent at once)."""
-        return self._settings.timeout_s + 2 * LEASE_MARGIN_S
+        """A claim's lease: the last row of a full lane waits its turns, then sends; plus margins."""
+        turns = math.ceil(self._lanes.depth / self._lanes.per_destination)
+        return turns * self._settings.timeout_s + 2 * LEASE_MARGIN_S
 
     async def dispatch_due(self, now: datetime | None = None) -> int:
-        """Claim due deliveries into the free slots and start sending them (the scheduler's step).
-
-        Returns at once, with how many it started when they took every free slot (the scheduler
-        then runs it again), or 0 when it took all there was: a tick, a commit or a freed slot
-        (`on_free`) brings it back.
-        """
-        room = self._in_flight.free()
-        started = await self._dispatch(now, limit=room)
-        return len(started) if started and len(started) == room else 0
+        """Claim due deliveries into the lanes with room and start what may start (the
+        scheduler's step); return how many it claimed when more may be due, else 0."""
+        held, more = await self._dispatch(now, limit=CLAIM_READ)
+        return len(held) if more else 0
 
     async def deliver_due(self, now: datetime | None = None, *, limit: int = 200) -> int:
-        """Claim due deliveries (at most `limit`, and the free slots), send each once and wait
-        until each is recorded; return the attempts made (tests, benches, one-off runs)."""
-        started = await self._dispatch(now, limit=limit)
-        return sum(await asyncio.gather(*started)) if started else 0
+        """Claim due deliveries (at most `limit`), send each once and wait until each is
+        recorded; return the attempts made (tests, benches, one-off runs)."""
+        held, _ = await self._dispatch(now, limit=limit)
+        return sum(await asyncio.gather(*(h.finished for h in held)))
 
-    async def _dispatch(self, now: datetime | None, *, limit: int) -> list[asyncio.Task[bool]]:
+    async def _dispatch(self, now: datetime | None, *, limit: int) -> tuple[list[Held], bool]:
+        """Claim and queue rows; returns them and whether the claim may have left due rows."""
         clock: Clock = (lambda: now) if now is not None else self._now
+        loop = asyncio.get_running_loop()
         async with self._claiming:
-            room = min(limit, self._in_flight.free())
+            room = min(limit, self._lanes.room())
             if self._closed or room <= 0:
-                return []
+                return [], False
+            read = min(room * 2, CLAIM_READ)  # a few more than fit: full lanes' rows are refused
             claimed = await self._store.outbox.claim_due(
                 now=clock(),
                 owner=self._owner,
                 lease_s=self.lease_s,
-                # Read more than there is room for: rows over a destination's share are passed
-                # over, and the oldest due rows must not crowd out the rest (CLAIM_READ_FACTOR).
-                limit=room * CLAIM_READ_FACTOR,
-                busy=self._in_flight.busy(),
-                admit=self._in_flight.admission(limit=room),
+                limit=read,
+                busy=self._lanes.busy(),
+                admit=self._lanes.admission(limit=room),
             )
-            deadline = asyncio.get_running_loop().time() + self.lease_s - LEASE_MARGIN_S
-            return [self._start(row, clock=clock, deadline=deadline) for row in claimed]
+            deadline = loop.time() + self.lease_s - LEASE_MARGIN_S
+            held = [Held(row, clock, deadline, loop.create_future()) for row in claimed]
+            for one in held:
+                self._lanes.hold(one)
+        self._pump()
+        # Rows refused here were for lanes now full, which the next claim passes over; other
+        # lanes' rows past what was read come with the next tick or nudge.
+        return held, len(claimed) == room
 
-    def _start(self, row: ClaimedDelivery, *, clock: Clock, deadline: float) -> asyncio.Task[bool]:
-        self._in_flight.add(row)
-        task = asyncio.create_task(self._send_and_record(row, clock=clock, deadline=deadline))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
-        return task
+    def _pump(self) -> None:
+        """Start every waiting row its lane and the replica have room for."""
+        now = asyncio.get_running_loop().time()
+        for held in self._lanes.take_ready():
+            if held.deadline - now < self._settings.timeout_s:
+                # No time left for a whole send within its lease: it comes back when that ends.
+                self._finish(held, attempted=False)
+                continue
+            task = asyncio.create_task(self._send_and_record(held))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
-    async def _send_and_record(
-        self, row: ClaimedDelivery, *, clock: Clock, deadline: float
-    ) -> bool:
-        """One attempt, recorded; True once it is. The slot is freed however it ends."""
+    async def _send_and_record(self, held: Held) -> None:
+        """One attempt, recorded; its lane's place is freed however it ends."""
+        attempted = False
         try:
-            result = await self._attempt(row, clock=clock, deadline=deadline)
-            await self._record(result, clock=clock)
-            return True
+            result = await self._attempt(held.row, clock=held.clock, deadline=held.deadline)
+            self._lanes.sent(held.row.id)
+            self._pump()  # the lane's next row need not wait for this one's write
+            await self._record(result, clock=held.clock)
+            attempted = True
         except NotRecorded:
-            return False
+            pass
         except Exception:
             log.exception(
                 "delivery attempt failed unexpectedly; it is tried again when its lease ends",
-                extra={"delivery_id": row.id, "destination": row.destination},
+                extra={"delivery_id": held.row.id, "destination": held.row.destination},
             )
-            return False
         finally:
-            self._in_flight.discard(row.id)
-            if self._on_free is not None:
-                self._on_free()
+            self._finish(held, attempted=attempted)
+
+    def _finish(self, held: Held, *, attempted: bool) -> None:
+        where = self._lanes.finish(held.row.id)
+        if not held.finished.done():
+            held.finished.set_result(attempted)
+        self._pump()
+        # A lane with nothing left waiting takes more (and the next event of this watch may be
+        # due now); a claim is not worth it for every send of a lane that still has a queue.
+        if where is not None and self._lanes.claimable(where) and self._on_free is not None:
+            self._on_free()
 
     async def _record(self, result: AttemptResult, *, clock: Clock) -> None:
         """Queue the result for the writer and wait until it is committed."""
@@ -256,10 +276,17 @@ class Deliverer:
             log.warning("delivery dead", extra={**fields, "error": result.error})
 
     async def aclose(self, *, timeout_s: float = 30.0) -> None:
-        """Stop claiming, let the sends in flight finish and be recorded, close the channels."""
+        """Stop claiming, hand back the rows not yet started, let the sends under way finish and
+        be recorded, close the channels."""
         self._closed = True
-        async with self._claiming:  # a claim under way starts its sends before we wait for them
-            pass
+        async with self._claiming:  # a claim under way queues its rows before they are handed back
+            waiting = self._lanes.release_waiting()
+        for held in waiting:
+            held.finished.set_result(False)
+        if waiting:
+            await self._store.outbox.release(
+                delivery_ids=[held.row.id for held in waiting], owner=self._owner
+            )
         if self._sends:
             _, late = await asyncio.wait(set(self._sends), timeout=timeout_s)
             if late:

@@ -247,6 +247,17 @@ class Outbox(Repository):
             await conn.execute(delivery_attempts.insert(), attempt_rows)
             await conn.execute(still_ours.values(attempts=D.c.attempts + 1), delivery_params)
 
+    async def release(self, *, delivery_ids: Sequence[str], owner: str) -> None:
+        """Give back leases `owner` holds on deliveries it will not send after all (shutdown)."""
+        if not delivery_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(D)
+                .where(D.c.id.in_(sorted(delivery_ids)), D.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
     async def attempts(self, *, delivery_id: str) -> list[AttemptRecord]:
         """Every recorded attempt of one delivery, oldest first."""
         query = (

@@ -29,7 +29,7 @@ from bridge.clock import utcnow
 from bridge.config import Config
 from bridge.delivery import signing
 from bridge.delivery.channels.registry import ChannelRegistry
-from bridge.delivery.deliverer import Deliverer
+from bridge.delivery.deliverer import PER_DESTINATION, Deliverer
 from bridge.devtools.localserver import serving
 from bridge.ops.metrics import Metrics
 from bridge.store import Store, WatchRecord, open_store
@@ -38,8 +38,7 @@ from tests.integration.outbox_rows import add_events, add_watch
 pytestmark = pytest.mark.slow
 
 HANGING = 10
-WATCHES_PER_HANGING = 6  # more than a destination's 4 slots
-PER_DESTINATION = 4
+WATCHES_PER_HANGING = 6  # more than a destination's PER_DESTINATION sends
 EVENTS = 50
 BACKLOG = 5  # events waiting on each hanging watch
 EVERY_S = 0.1  # one healthy event this often: 5 s of traffic, over two send timeouts
@@ -138,7 +137,6 @@ def deliverer_for(
         now=utcnow,
         owner="isolation",
         rng=Random(3),
-        per_destination=PER_DESTINATION,
         on_free=on_free,
     )
 
