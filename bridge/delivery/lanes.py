@@ -3,7 +3,7 @@ fills its own lane and nobody else's.
 
 A destination is a configured channel's name, or for a watch's own webhook its URL's origin
 (`scheme://host[:port]` exactly as written): the server a hanging receiver ties up; the outbox's
-claim matches origins the same way (`bridge.store.outbox.Busy`). A lane sends at most
+claim matches origins the same way (`bridge.store.busy`). A lane sends at most
 `per_destination` rows at once and holds at most `depth` (sending or waiting); the replica sends
 at most `sending` and holds at most `held` in all. A row stops counting as a send when its send
 ends, and stops being held when its result is written. A lane is claimed for again only once its
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 from bridge.clock import Clock
 from bridge.events.routing import WEBHOOK_URL
-from bridge.store.outbox import Busy, ClaimedDelivery
+from bridge.store.busy import Busy
+from bridge.store.outbox import ClaimedDelivery
 
 Destination = tuple[str, str]  # ("channel", name) or ("origin", "scheme://host[:port]")
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, func, not_, or_, select, true, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Row
 
+from bridge.store.busy import NOTHING_BUSY, Busy, not_busy
 from bridge.store.database import Repository
 from bridge.store.records import DeliveryRecord
 from bridge.store.tables import deliveries, delivery_attempts, events, upstream_jobs, watches
@@ -26,8 +27,6 @@ ERROR_CHARS = 1_000
 
 D = deliveries
 _EARLIER = deliveries.alias("earlier")
-WATCH_WEBHOOK = "webhook_url"  # the destination of a watch's own webhook (events.routing's name)
-_ORIGIN_ENDS = ("", "/", "?", "#")  # what may follow a URL's scheme://host[:port]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,31 +113,6 @@ _WAITS_FOR_EARLIER = exists().where(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Busy:
-    """Destinations a claim passes over because the caller sends to them all it may already."""
-
-    channels: frozenset[str] = frozenset()  # destination names from the config
-    origins: frozenset[str] = frozenset()  # watch webhook URLs' "scheme://host[:port]" as written
-
-
-def _not_busy(busy: Busy) -> ColumnElement[bool]:
-    """Leave out rows for busy destinations, so they cannot fill the claim and starve the rest."""
-    clauses: list[ColumnElement[bool]] = []
-    if busy.channels:
-        clauses.append(D.c.destination.not_in(sorted(busy.channels)))
-    url = watches.c.webhook_url
-    for origin in sorted(busy.origins):
-        # The URL starts with the origin and the origin ends there (no "http://h:80" for "http://h:8").
-        on_origin = and_(
-            D.c.destination == WATCH_WEBHOOK,
-            func.substr(url, 1, len(origin)) == origin,
-            func.substr(url, len(origin) + 1, 1).in_(_ORIGIN_ENDS),
-        )
-        clauses.append(not_(on_origin))
-    return and_(true(), *clauses)
-
-
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
     m = row._mapping
     return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
@@ -158,7 +132,7 @@ class Outbox(Repository):
         owner: str,
         lease_s: float,
         limit: int,
-        busy: Busy = Busy(),
+        busy: Busy = NOTHING_BUSY,
         admit: Callable[[ClaimedDelivery], bool] | None = None,
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first.
@@ -176,7 +150,7 @@ class Outbox(Repository):
                 lease_free,
                 watches.c.status != "cancelled",
                 ~_WAITS_FOR_EARLIER,
-                _not_busy(busy),
+                not_busy(busy),
             )
             .order_by(D.c.next_attempt_at, D.c.id)
             .limit(limit)

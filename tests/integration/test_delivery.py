@@ -31,7 +31,8 @@ from bridge.delivery.deliverer import Deliverer
 from bridge.devtools.localserver import serving
 from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
-from bridge.store.outbox import EXCERPT_CHARS, AttemptResult, Busy
+from bridge.store.busy import Busy
+from bridge.store.outbox import EXCERPT_CHARS, AttemptResult
 from bridge.store.tables import upstream_jobs, watches
 from tests.integration.outbox_rows import add_events, add_watch
 

@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.delivery.lanes import Held, Lanes, destination_of, origin
-from bridge.store.outbox import Busy, ClaimedDelivery
+from bridge.store.busy import Busy
+from bridge.store.outbox import ClaimedDelivery
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
