@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from random import Random
+from typing import Any
 
 import httpx
 import pytest
@@ -54,8 +55,12 @@ class Hanging:
     open: int = 0
     most: int = 0
     accepted: int = 0
+    handlers: set[asyncio.Task[Any]] = field(default_factory=set)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers.add(task)
         self.open += 1
         self.accepted += 1
         self.most = max(self.most, self.open)
@@ -68,6 +73,8 @@ class Hanging:
         finally:
             self.open -= 1
             writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 @dataclass
@@ -106,6 +113,8 @@ async def hanging_receivers(count: int) -> AsyncIterator[list[Hanging]]:
         for server in servers:
             server.close()
             await server.wait_closed()
+        # Every connection is closed before the test's loop is: no transport is left to the GC.
+        await asyncio.gather(*(t for r in receivers for t in r.handlers), return_exceptions=True)
 
 
 def config(secret: str) -> Config:
