@@ -4,15 +4,19 @@ A receiver runs in its own process (so its CPU is not the bridge's): it answers 
 and notes when each `webhook-id` arrived. Measured per storage backend (SQLite, PostgreSQL):
 
 - throughput: a backlog of `--watches` x `--events` committed deliveries drained by one Deliverer;
-- latency: events committed at `--rate` per second for `--seconds`, delivered by a loop that calls
-  `deliver_due()` and, when nothing was due, waits `--tick` seconds (the scheduler's part of the
-  latency); p50/p99 from an event's commit (its created_at) to its receipt.
+- latency: events committed at `--rate` per second for `--seconds`; p50/p99 from an event's commit
+  (its created_at) to its receipt. With `--hanging N`, N more receivers (in this process) accept
+  and never answer, each the webhook of 6 watches that get events too: the latency is the healthy
+  receiver's.
+
+The deliverer runs as `serve` runs it: the scheduler (ticking every `--tick` s) calls
+`dispatch_due()`, and a commit or a freed slot nudges it.
 
 The baseline is httpx POSTing an event-sized body to the same receiver at concurrency 1, 8 and the
 Deliverer's, measured just before and just after each backend (the machine may be shared); the
 ratio is to the best of those.
 
-    python bench/delivery.py [--watches 300] [--events 4] [--rate 200] [--seconds 4]
+    python bench/delivery.py [--watches 300] [--events 4] [--rate 200] [--seconds 4] [--hanging 10]
 """
 
 from __future__ import annotations
@@ -34,21 +38,31 @@ from random import Random
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bridge.background import Background
 from bridge.clock import utcnow
 from bridge.config import Config
 from bridge.delivery import signing
 from bridge.delivery.channels.registry import ChannelRegistry
-from bridge.delivery.deliverer import DEFAULT_CONCURRENCY, Deliverer
+from bridge.delivery.deliverer import (
+    LANE_DEPTH,
+    MAX_HELD,
+    MAX_SENDING,
+    PER_DESTINATION,
+    Deliverer,
+)
+from bridge.delivery.lanes import Lanes
 from bridge.events.payloads import iso
 from bridge.ids import new_id
 from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events, watches
 
-RAW_CONCURRENCY = (1, 8, DEFAULT_CONCURRENCY)
+RAW_CONCURRENCY = (1, PER_DESTINATION, 8, 32, MAX_SENDING)
+HANGING_WATCHES = 6  # per hanging receiver: more than its PER_DESTINATION slots
 
 
 def serve_receiver() -> None:
@@ -220,22 +234,64 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+class Driven:
+    """The deliverer as `serve` runs it: the scheduler calls `dispatch_due`, nudged by a commit or
+    by a lane that wants more rows."""
+
+    def __init__(self) -> None:
+        self.work = Background()
+
+    def nudge(self) -> None:
+        self.work.nudge("deliver")
+
+
+async def until_settled(store: Store) -> None:
+    """Wait until no delivery is pending (every 20 ms: a cheap indexed count)."""
+    query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+    while True:
+        async with store.db.engine.connect() as conn:
+            if (await conn.execute(query)).scalar_one() == 0:
+                return
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def hanging_receivers(count: int) -> AsyncIterator[list[str]]:
+    """`count` servers that accept, read and never answer; yields their hook URLs."""
+    release = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        closed = asyncio.ensure_future(reader.read())
+        released = asyncio.ensure_future(release.wait())
+        await asyncio.wait({closed, released}, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (closed, released):
+            waiter.cancel()
+        writer.close()
+
+    servers = [await asyncio.start_server(hang, "127.0.0.1", 0) for _ in range(count)]
+    try:
+        yield [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/hook" for s in servers]
+    finally:
+        release.set()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+
 async def throughput(
-    deliverer: Deliverer, store: Store, url: str, http: httpx.AsyncClient, args: argparse.Namespace
+    driven: Driven, store: Store, url: str, http: httpx.AsyncClient, args: argparse.Namespace
 ) -> dict[str, Any]:
     watch_ids = await add_watches(store, args.watches, url + "/hook")
     committed: dict[str, datetime] = {}
     for sequence in range(1, args.events + 1):
         committed |= await commit_events(store, [(w, sequence) for w in watch_ids])
     started = time.monotonic()
-    attempts = 0
-    while (done := await deliverer.deliver_due()) > 0:
-        attempts += done
+    driven.nudge()
+    await until_settled(store)
     elapsed = time.monotonic() - started
     arrived = await take_arrivals(http, url)
     return {
         "deliveries": len(committed),
-        "attempts": attempts,
         "received": len(arrived.keys() & committed.keys()),
         "seconds": round(elapsed, 2),
         "per_second": round(len(committed) / elapsed, 1),
@@ -243,49 +299,58 @@ async def throughput(
 
 
 async def latency(
-    deliverer: Deliverer, store: Store, url: str, http: httpx.AsyncClient, args: argparse.Namespace
+    driven: Driven, store: Store, url: str, http: httpx.AsyncClient, args: argparse.Namespace
 ) -> dict[str, Any]:
     watch_ids = await add_watches(store, args.watches, url + "/hook")
-    committed: dict[str, datetime] = {}
-    stop = asyncio.Event()
-
-    async def produce() -> None:
-        step_s, per_step = 0.02, max(1, round(args.rate * 0.02))
-        sequence, cursor = 1, 0
-        deadline = time.monotonic() + args.seconds
-        while time.monotonic() < deadline:
-            batch = []
-            for _ in range(per_step):
-                batch.append((watch_ids[cursor], sequence))
-                cursor += 1
-                if cursor == len(watch_ids):
-                    cursor, sequence = 0, sequence + 1
-            committed.update(await commit_events(store, batch))
-            await asyncio.sleep(step_s)
-        stop.set()
-
-    async def deliver() -> None:
-        while True:
-            if await deliverer.deliver_due() == 0:
-                if stop.is_set():
-                    return
-                await asyncio.sleep(args.tick)
-
-    started = time.monotonic()
-    await asyncio.gather(produce(), deliver())
-    elapsed = time.monotonic() - started
-    arrived = await take_arrivals(http, url)
+    async with hanging_receivers(args.hanging) as stuck_urls:
+        stuck_ids = [
+            w for stuck in stuck_urls for w in await add_watches(store, HANGING_WATCHES, stuck)
+        ]
+        committed = await produce(driven, store, watch_ids, stuck_ids, args)
+        arrived: dict[str, float] = {}
+        deadline = time.monotonic() + 30
+        while committed.keys() - arrived.keys() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            arrived |= await take_arrivals(http, url)
     delays_ms = [
         (arrived[e] - at.timestamp()) * 1000 for e, at in committed.items() if e in arrived
     ]
     return {
         "events": len(committed),
         "received": len(delays_ms),
-        "offered_per_second": round(len(committed) / elapsed, 1),
+        "offered_per_second": round(len(committed) / args.seconds, 1),
+        "hanging_receivers": args.hanging,
         "p50_ms": round(statistics.median(delays_ms), 1),
         "p99_ms": round(percentile(delays_ms, 0.99), 1),
         "max_ms": round(max(delays_ms), 1),
     }
+
+
+async def produce(
+    driven: Driven,
+    store: Store,
+    watch_ids: list[str],
+    stuck_ids: list[str],
+    args: argparse.Namespace,
+) -> dict[str, datetime]:
+    """Commit events at `--rate` for `--seconds` (the hanging watches' too); healthy ones returned."""
+    committed: dict[str, datetime] = {}
+    step_s, per_step = 0.02, max(1, round(args.rate * 0.02))
+    sequence, cursor = 1, 0
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline:
+        batch = []
+        for _ in range(per_step):
+            batch.append((watch_ids[cursor], sequence))
+            cursor += 1
+            if cursor == len(watch_ids):
+                cursor, sequence = 0, sequence + 1
+                if stuck_ids:
+                    await commit_events(store, [(w, sequence) for w in stuck_ids])
+        committed.update(await commit_events(store, batch))
+        driven.nudge()  # as the poller does once its events are committed
+        await asyncio.sleep(step_s)
+    return committed
 
 
 async def run_backend(
@@ -297,6 +362,7 @@ async def run_backend(
         registry = ChannelRegistry(
             config=config, http=http, state=store.channel_state, renderer=None
         )
+        driven = Driven()
         deliverer = Deliverer(
             store=store,
             channels=registry,
@@ -305,12 +371,21 @@ async def run_backend(
             now=utcnow,
             owner="bench",
             rng=Random(1),
+            lanes=Lanes(
+                sending=MAX_SENDING,
+                per_destination=args.per_destination,
+                held=MAX_HELD,
+                depth=max(LANE_DEPTH, args.per_destination),
+            ),
+            on_free=driven.nudge,
         )
+        driven.work.start({"deliver": (deliverer.dispatch_due, args.tick)})
         try:
-            result = {"throughput": await throughput(deliverer, store, url, http, args)}
-            result["latency"] = await latency(deliverer, store, url, http, args)
+            result = {"throughput": await throughput(driven, store, url, http, args)}
+            result["latency"] = await latency(driven, store, url, http, args)
         finally:
-            await deliverer.aclose()
+            await driven.work.stop()
+            await deliverer.aclose(timeout_s=1)
             await store.close()
         return result
 
@@ -355,25 +430,30 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=4)
     parser.add_argument("--rate", type=float, default=200)
     parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--tick", type=float, default=0.05)
+    parser.add_argument("--tick", type=float, default=1.0)
+    parser.add_argument("--hanging", type=int, default=0)
+    parser.add_argument("--per-destination", type=int, default=PER_DESTINATION)
     parser.add_argument("--raw-posts", type=int, default=500)
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
-        "concurrency": DEFAULT_CONCURRENCY,
+        "lanes": {
+            "sending": MAX_SENDING,
+            "per_destination": args.per_destination,
+            "depth": max(LANE_DEPTH, args.per_destination),
+            "held": MAX_HELD,
+        },
         "backlog": f"{args.watches} watches x {args.events} events",
-        "idle_tick_s": args.tick,
+        "tick_s": args.tick,
     }
-    async with asyncio.timeout(115):
+    async with asyncio.timeout(300):
         with receiver() as url:
             # Keep-alive for every concurrent send: the default 20 closes and reopens the rest.
-            limits = httpx.Limits(
-                max_connections=100, max_keepalive_connections=DEFAULT_CONCURRENCY
-            )
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=MAX_SENDING)
             async with httpx.AsyncClient(trust_env=False, limits=limits) as http:
                 # Warm up: connections, the receiver's imports.
-                await raw_posts(http, url, 200, concurrency=DEFAULT_CONCURRENCY)
+                await raw_posts(http, url, 200, concurrency=MAX_SENDING)
                 for kind in args.backends.split(","):
                     # The machine may be shared: the baseline is measured right before and after.
                     before = await raw_rates(http, url, args.raw_posts)

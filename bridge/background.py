@@ -1,4 +1,4 @@
-"""Background: APScheduler as a clock that calls poll_due() and deliver_due(), and a clean drain."""
+"""Background: APScheduler as a clock that calls poll_due() and dispatch_due(), and a clean drain."""
 
 from __future__ import annotations
 

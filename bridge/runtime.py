@@ -22,7 +22,7 @@ from bridge.rendering import Renderer
 from bridge.store import Store, open_store
 
 POLL_TICK_S = 1.0
-DELIVER_TICK_S = 1.0  # deliveries also start at once when the poller commits events
+DELIVER_TICK_S = 1.0  # deliveries also start at once when events are committed or a slot frees
 PRUNE_TICK_S = 300.0
 RETENTION_BATCH = 50  # watches per transaction: ~0.1 s of SQLite's one writer in a 600 MB file
 
@@ -102,6 +102,7 @@ class Runtime:
             metrics=metrics,
             now=now,
             owner=owner,
+            on_free=lambda: work.nudge("deliver"),  # a freed slot may take a waiting delivery
         )
 
         async def prune(_: datetime | None) -> int:
@@ -113,7 +114,7 @@ class Runtime:
             work.start(
                 {
                     "poll": (poller.poll_due, POLL_TICK_S),
-                    "deliver": (deliverer.deliver_due, DELIVER_TICK_S),
+                    "deliver": (deliverer.dispatch_due, DELIVER_TICK_S),
                     "prune-poll-log": (prune, PRUNE_TICK_S),
                     "retention": (
                         retention_step(opened, days=config.retention.days, now=now),

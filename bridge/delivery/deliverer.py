@@ -1,8 +1,12 @@
-"""Deliverer.deliver_due(now): claim due outbox rows, send each once, record it, schedule the retry.
+"""Deliverer: claim due outbox rows while sends are in flight, send each once, record it.
 
-Sends run concurrently (bounded); their results are written as they come in, a batch per
-transaction, so one slow receiver does not hold back the record of the others. Whether and when to
-retry is decided in one place, `bridge.delivery.retry.next_step`.
+Not in rounds: claimed rows wait in their destination's lane (`bridge.delivery.lanes`), each
+send runs on its own, and when it is recorded the lane's next row starts; the scheduler's step
+(`dispatch_due`) claims again whenever a lane has emptied, so one slow receiver holds back only
+its own lane. Per watch and destination, event N+1 is not claimed while event N is pending (the
+outbox's claim), so order holds however sends overlap. Results are written as they come in,
+whatever queued up during one write going in the next. Whether and when to retry is decided in
+one place, `bridge.delivery.retry.next_step`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from bridge.clock import Clock
 from bridge.config import DeliveryConfig
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
+from bridge.delivery.lanes import Held, Lanes
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -26,14 +31,25 @@ from bridge.store.outbox import AttemptResult, ClaimedDelivery
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 32
-LEASE_MARGIN_S = (
-    10.0  # sends end this long before the lease does, so no replica re-claims a live send
-)
+MAX_SENDING = 64  # sends under way in one replica
+PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
+LANE_DEPTH = 32  # claimed rows one destination may hold (sending, waiting or being recorded)
+MAX_HELD = 512  # claimed rows one replica may hold: 16 full lanes
+CLAIM_READ = 64  # due rows one claim reads at most
+LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
+
+Recorded = tuple[AttemptResult, Clock, "asyncio.Future[None]"]
+
+
+class NotRecorded(Exception):
+    """The write of an attempt failed (logged once per batch): its lease ends and it comes back."""
 
 
 class Deliverer:
-    """Sends due deliveries for one replica (`owner` names it in leases)."""
+    """Sends due deliveries for one replica (`owner` names it in leases).
+
+    `on_free` is called when a send is over and its lane wants more rows: the cue to claim.
+    """
 
     def __init__(
         self,
@@ -45,7 +61,8 @@ class Deliverer:
         now: Clock,
         owner: str,
         rng: random.Random | None = None,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        lanes: Lanes | None = None,
+        on_free: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -54,81 +71,129 @@ class Deliverer:
         self._channels = channels
         self._owner = owner
         self._rng = rng or random.Random()
-        self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
-        self._in_flight: set[str] = set()
-        self._rounds = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._on_free = on_free
+        self._lanes = lanes or Lanes(
+            sending=MAX_SENDING, per_destination=PER_DESTINATION, held=MAX_HELD, depth=LANE_DEPTH
+        )
+        self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
+        self._sends: set[asyncio.Task[None]] = set()
+        self._results: list[Recorded] = []
+        self._writer: asyncio.Task[None] | None = None
         self._closed = False
 
-    def lease_s(self, limit: int) -> float:
-        """A batch's lease: every wave of sends timing out, plus margins."""
-        waves = math.ceil(limit / self._concurrency) + 1
-        return waves * self._settings.timeout_s + 2 * LEASE_MARGIN_S
+    @property
+    def lease_s(self) -> float:
+        """A claim's lease: the last row of a full lane waits its turns, then sends; plus margins."""
+        turns = math.ceil(self._lanes.depth / self._lanes.per_destination)
+        return turns * self._settings.timeout_s + 2 * LEASE_MARGIN_S
+
+    async def dispatch_due(self, now: datetime | None = None) -> int:
+        """Claim due deliveries into the lanes with room and start what may start (the
+        scheduler's step); return how many it claimed when more may be due, else 0."""
+        held, more = await self._dispatch(now, limit=CLAIM_READ)
+        return len(held) if more else 0
 
     async def deliver_due(self, now: datetime | None = None, *, limit: int = 200) -> int:
-        """Claim up to `limit` due deliveries, try each once, record it; return attempts made."""
-        if self._closed:
-            return 0
-        clock: Callable[[], datetime] = (lambda: now) if now is not None else self._now
-        self._rounds += 1
-        self._idle.clear()
-        try:
-            lease_s = self.lease_s(limit)
-            claimed = await self._store.outbox.claim_due(
-                now=clock(), owner=self._owner, lease_s=lease_s, limit=limit
-            )
-            # A row this process still sends (its lease ran out meanwhile) is not sent twice.
-            rows = [row for row in claimed if row.id not in self._in_flight]
-            deadline = asyncio.get_running_loop().time() + lease_s - LEASE_MARGIN_S
-            return await self._send_all(rows, clock=clock, deadline=deadline)
-        finally:
-            self._rounds -= 1
-            if self._rounds == 0:
-                self._idle.set()
+        """Claim due deliveries (at most `limit`), send each once and wait until each is
+        recorded; return the attempts made (tests, benches, one-off runs)."""
+        held, _ = await self._dispatch(now, limit=limit)
+        return sum(await asyncio.gather(*(h.finished for h in held)))
 
-    async def _send_all(
-        self, rows: list[ClaimedDelivery], *, clock: Callable[[], datetime], deadline: float
-    ) -> int:
-        results: asyncio.Queue[AttemptResult | None] = asyncio.Queue()
-        writer = asyncio.create_task(self._write(results, clock=clock))
-
+    async def _dispatch(self, now: datetime | None, *, limit: int) -> tuple[list[Held], bool]:
+        """Claim and queue rows; returns them and whether the claim may have left due rows."""
+        clock: Clock = (lambda: now) if now is not None else self._now
         loop = asyncio.get_running_loop()
-        tried = 0
+        async with self._claiming:
+            room = min(limit, self._lanes.room())
+            if self._closed or room <= 0:
+                return [], False
+            read = min(room * 2, CLAIM_READ)  # a few more than fit: full lanes' rows are refused
+            claimed = await self._store.outbox.claim_due(
+                now=clock(),
+                owner=self._owner,
+                lease_s=self.lease_s,
+                limit=read,
+                busy=self._lanes.busy(),
+                admit=self._lanes.admission(limit=room),
+            )
+            deadline = loop.time() + self.lease_s - LEASE_MARGIN_S
+            held = [Held(row, clock, deadline, loop.create_future()) for row in claimed]
+            for one in held:
+                self._lanes.hold(one)
+        self._pump()
+        # Rows refused here were for lanes now full, which the next claim passes over; other
+        # lanes' rows past what was read come with the next tick or nudge.
+        return held, len(claimed) == room
 
-        async def one(row: ClaimedDelivery) -> None:
-            nonlocal tried
-            self._in_flight.add(row.id)
-            try:
-                async with self._slots:
-                    if loop.time() >= deadline:
-                        return  # no time left to send within the lease: it comes back when it ends
-                    results.put_nowait(await self._attempt(row, clock=clock, deadline=deadline))
-                    tried += 1
-            finally:
-                self._in_flight.discard(row.id)
+    def _pump(self) -> None:
+        """Start every waiting row its lane and the replica have room for."""
+        now = asyncio.get_running_loop().time()
+        for held in self._lanes.take_ready():
+            if held.deadline - now < self._settings.timeout_s:
+                # No time left for a whole send within its lease: it comes back when that ends.
+                self._finish(held, attempted=False)
+                continue
+            task = asyncio.create_task(self._send_and_record(held))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
 
+    async def _send_and_record(self, held: Held) -> None:
+        """One attempt, recorded; its lane's place is freed however it ends."""
+        attempted = False
         try:
-            await asyncio.gather(*(one(row) for row in rows))
+            result = await self._attempt(held.row, clock=held.clock, deadline=held.deadline)
+            self._lanes.sent(held.row.id)
+            self._pump()  # the lane's next row need not wait for this one's write
+            await self._record(result, clock=held.clock)
+            attempted = True
+        except NotRecorded:
+            pass
+        except Exception:
+            log.exception(
+                "delivery attempt failed unexpectedly; it is tried again when its lease ends",
+                extra={"delivery_id": held.row.id, "destination": held.row.destination},
+            )
         finally:
-            results.put_nowait(None)
-            await writer
-        return tried
+            self._finish(held, attempted=attempted)
 
-    async def _write(
-        self, results: asyncio.Queue[AttemptResult | None], *, clock: Callable[[], datetime]
-    ) -> None:
+    def _finish(self, held: Held, *, attempted: bool) -> None:
+        where = self._lanes.finish(held.row.id)
+        if not held.finished.done():
+            held.finished.set_result(attempted)
+        self._pump()
+        # A lane with nothing left waiting takes more (and the next event of this watch may be
+        # due now); a claim is not worth it for every send of a lane that still has a queue.
+        if where is not None and self._lanes.claimable(where) and self._on_free is not None:
+            self._on_free()
+
+    async def _record(self, result: AttemptResult, *, clock: Clock) -> None:
+        """Queue the result for the writer and wait until it is committed."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._results.append((result, clock, committed))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write())
+        await committed
+
+    async def _write(self) -> None:
         """Record results as they arrive: whatever queued up during one write goes in the next."""
-        done = False
-        while not done:
-            batch = [await results.get()]
-            while not results.empty():
-                batch.append(results.get_nowait())
-            done = None in batch
-            ready = [r for r in batch if r is not None]
-            if ready:
-                await self._store.outbox.record_attempts(ready, now=clock(), owner=self._owner)
+        while self._results:
+            batch, self._results = self._results, []
+            try:
+                await self._store.outbox.record_attempts(
+                    [result for result, _, _ in batch], now=batch[-1][1](), owner=self._owner
+                )
+            except Exception:
+                log.exception(
+                    "could not record delivery attempts; they are tried again when leases end",
+                    extra={"count": len(batch)},
+                )
+                for _, _, committed in batch:
+                    if not committed.done():
+                        committed.set_exception(NotRecorded())
+            else:
+                for _, _, committed in batch:
+                    if not committed.done():
+                        committed.set_result(None)
 
     async def _attempt(
         self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float
@@ -211,12 +276,27 @@ class Deliverer:
             log.warning("delivery dead", extra={**fields, "error": result.error})
 
     async def aclose(self, *, timeout_s: float = 30.0) -> None:
-        """Stop taking new work, let in-flight sends finish and be recorded, close the channels."""
+        """Stop claiming, hand back the rows not yet started, let the sends under way finish and
+        be recorded, close the channels."""
         self._closed = True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout=timeout_s)
-        except TimeoutError:
-            log.warning("deliveries still in flight at shutdown; their leases will expire")
+        async with self._claiming:  # a claim under way queues its rows before they are handed back
+            waiting = self._lanes.release_waiting()
+        for held in waiting:
+            held.finished.set_result(False)
+        if waiting:
+            await self._store.outbox.release(
+                delivery_ids=[held.row.id for held in waiting], owner=self._owner
+            )
+        if self._sends:
+            _, late = await asyncio.wait(set(self._sends), timeout=timeout_s)
+            if late:
+                log.warning(
+                    "deliveries still in flight at shutdown; their leases will expire",
+                    extra={"count": len(late)},
+                )
+                for task in late:
+                    task.cancel()
+                await asyncio.gather(*late, return_exceptions=True)
         await self._channels.aclose()
 
 

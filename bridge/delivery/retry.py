@@ -11,8 +11,9 @@ The rules (CONTRACT section 5):
 Jitter spreads retries that failed together (a receiver that was down) so they do not all come
 back in the same second: the delay is the scheduled one times a factor in [1, 1 + JITTER), never
 below the schedule, so an operator's schedule is a floor they can rely on. A `Retry-After` asking
-for longer is honoured as given (no jitter: the receiver named its time), capped at
-MAX_RETRY_AFTER_S so that a receiver cannot park a delivery for years.
+for longer is honoured as given (no jitter: the receiver named its time), but at most
+RETRY_AFTER_EXTRA_S beyond the scheduled delay, as Svix does, so a receiver cannot park a delivery
+for a day.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Literal
 from bridge.delivery.channels import SendError
 
 JITTER = 0.1
-MAX_RETRY_AFTER_S = 24 * 3600.0
+RETRY_AFTER_EXTRA_S = 2 * 3600.0  # a Retry-After may add at most this to the schedule
 
 Outcome = Literal["delivered", "pending", "dead"]
 
@@ -53,7 +54,8 @@ def next_step(
         raise ValueError("attempts counts the attempt just made, so it is at least 1")
     if attempts > len(schedule):
         return Step("dead")
-    delay = schedule[attempts - 1] * (1.0 + JITTER * min(max(random(), 0.0), 1.0))
+    scheduled = schedule[attempts - 1]
+    delay = scheduled * (1.0 + JITTER * min(max(random(), 0.0), 1.0))
     if error.retry_after_s is not None:
-        delay = max(delay, min(error.retry_after_s, MAX_RETRY_AFTER_S))
+        delay = max(delay, min(error.retry_after_s, scheduled + RETRY_AFTER_EXTRA_S))
     return Step("pending", delay)

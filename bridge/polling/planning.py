@@ -39,11 +39,13 @@ JITTER = 0.1  # intervals vary by ±10% so jobs registered together drift apart
 # the job's event, then a watch's end); the store moves a poll past what its stream already holds.
 JOB_RANK = POSITIONS_PER_POLL - 2
 MAX_BACKOFF_DOUBLINGS = 16  # 2**errors beyond this only overflows; max_interval_s caps it anyway
+PROCESSING_FAILURES = 3  # polls in a row whose processing raised end the job's watches
 
 ERRORS = {
     "invalid_api_key": "the upstream refused the account's API key (HTTP 401), again a minute later",
     "job_not_found": "the upstream answered 404 for this job repeatedly",
     "watch_expired": "the watch reached its time to live before the job ended",
+    "internal_error": "the bridge failed to process this job's polls repeatedly",
 }
 
 
@@ -168,6 +170,7 @@ def _observed(job: JobRow) -> dict[str, int]:
 def _job_update(job: JobRow, **changes: object) -> JobUpdate:
     current = JobUpdate(**{name: getattr(job, name) for name in JobUpdate.__slots__})
     changes.setdefault("priority", 0)
+    changes.setdefault("failure_count", 0)  # a poll processed without raising ends the run
     return replace(current, **changes)  # type: ignore[arg-type]
 
 
@@ -228,6 +231,25 @@ def plan_poll(
     return JobWrite(
         job=_job_update(job, next_poll_at=due, error_count=errors, priority=job.priority)
     )
+
+
+def plan_failure(job: JobRow, watches: list[WatchRecord], ctx: PlanContext) -> JobWrite:
+    """Processing a poll of `job` raised (a bridge bug): count it, back off, and on the
+    PROCESSING_FAILURES-th in a row end its watches with `internal_error` and stop polling it."""
+    failures = job.failure_count + 1
+    if failures >= PROCESSING_FAILURES:
+        ended = plan_end(job, watches, ctx, reason="internal_error")
+        update = _job_update(job, next_poll_at=None, last_polled_at=ctx.now, failure_count=failures)
+        return replace(ended, job=update)
+    backoff = min(
+        base_interval(job.status, ctx) * 2 ** min(failures, MAX_BACKOFF_DOUBLINGS),
+        ctx.polling.max_interval_s,
+    )
+    due = _jittered(backoff, ctx) if watches else None
+    update = _job_update(
+        job, next_poll_at=due, last_polled_at=ctx.now, failure_count=failures, priority=job.priority
+    )
+    return JobWrite(job=update)
 
 
 def _plan_not_found(job: JobRow, watches: list[WatchRecord], ctx: PlanContext) -> JobWrite:

@@ -19,7 +19,13 @@ from bridge.polling import budget
 from bridge.polling.apikey import key_refused, key_verdict, observe_key
 from bridge.polling.budget import BudgetState, Limits, observe
 from bridge.polling.outcomes import Ok, Outcome, RateLimited
-from bridge.polling.planning import PlanContext, plan_end, plan_poll
+from bridge.polling.planning import (
+    PROCESSING_FAILURES,
+    PlanContext,
+    plan_end,
+    plan_failure,
+    plan_poll,
+)
 from bridge.polling.upstream import UpstreamClient
 from bridge.store import Store
 from bridge.store.records import WatchRecord
@@ -28,6 +34,7 @@ from bridge.store.rows import Claim, JobRow, JobWrite
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
+PollPlanner = Callable[[JobRow, list[WatchRecord], Outcome, PlanContext], JobWrite]
 
 
 class Poller:
@@ -49,6 +56,7 @@ class Poller:
         batch: int = 200,
         max_in_flight: int = 100,
         on_events: Callable[[], None] | None = None,
+        plan: PollPlanner = plan_poll,
     ) -> None:
         self.store = store
         self.upstream = upstream
@@ -60,6 +68,7 @@ class Poller:
         self.rng = rng or Random()
         self.batch = batch
         self.on_events = on_events  # told when events were committed, so delivery starts at once
+        self.plan = plan  # what a poll writes (tests hand in one that fails for some jobs)
         # Matches the shared pool's connection limit, so polls never queue inside the transport.
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self.limits = {
@@ -128,10 +137,14 @@ class Poller:
         ctx = self._context()
 
         def planner(job: JobRow, watches: list[WatchRecord]) -> JobWrite:
-            return plan_poll(job, watches, outcomes[(job.account, job.job_id)], ctx)
+            return self.plan(job, watches, outcomes[(job.account, job.job_id)], ctx)
 
         writes = await self.store.jobs.apply_plans(
-            list(outcomes), planner, now=ctx.now, owner=self.owner
+            list(outcomes),
+            planner,
+            now=ctx.now,
+            owner=self.owner,
+            on_error=partial(_failed, ctx=ctx),
         )
         self._committed(writes)
         verdicts = _key_verdicts(outcomes)
@@ -248,6 +261,16 @@ def _remaining(outcome: Outcome) -> float:
         return -1.0  # a 429 always wins: it pauses the account
     rl = outcome.rate_limit
     return float(rl.remaining) if rl is not None and rl.remaining is not None else float("inf")
+
+
+def _failed(job: JobRow, watches: list[WatchRecord], *, ctx: PlanContext) -> JobWrite:
+    """Processing this job's poll raised (logged by the store): count it, maybe end its watches."""
+    if job.failure_count + 1 >= PROCESSING_FAILURES:
+        log.error(
+            "a job failed processing polls repeatedly: its watches end with internal_error",
+            extra={"account": job.account, "job_id": job.job_id, "watches": len(watches)},
+        )
+    return plan_failure(job, watches, ctx)
 
 
 def _end(

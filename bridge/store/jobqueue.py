@@ -15,13 +15,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, tuple_, update
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.claims import HOUR, Candidate, due_candidates, in_flight, poll_windows
 from bridge.store.claims import lease as lease_jobs
 from bridge.store.database import Repository
-from bridge.store.plan_writes import active_watches, fields_of, write_plans
-from bridge.store.records import WatchRecord
+from bridge.store.plan_writes import (
+    Planner,
+    active_watches,
+    fields_of,
+    plan_one,
+    storage_down,
+    write_plans,
+)
 from bridge.store.rows import (
     AccountDemand,
     BudgetRow,
@@ -43,7 +50,6 @@ log = logging.getLogger(__name__)
 J = upstream_jobs
 B = account_budgets
 Key = tuple[str, str]
-Planner = Callable[[JobRow, list[WatchRecord]], JobWrite]
 _BUDGET_FIELDS = ("next_slot_at", "paused_until", "remaining", "reset_at", "unauthorized_since")
 
 
@@ -233,12 +239,51 @@ class JobQueue(Repository):
             return [(r.account, r.job_id) for r in await conn.execute(query)]
 
     async def apply_plans(
-        self, keys: Sequence[Key], planner: Planner, *, now: datetime, owner: str | None = None
+        self,
+        keys: Sequence[Key],
+        planner: Planner,
+        *,
+        now: datetime,
+        owner: str | None = None,
+        on_error: Planner | None = None,
     ) -> list[JobWrite]:
         """In one transaction: lock the jobs (only those still leased to `owner`, when given) and their
-        active watches, ask `planner` what to write for each, and write it all."""
+        active watches, ask `planner` what to write for each, and write it all.
+
+        A job whose planning raises gets `on_error`'s plan instead (without one it is skipped and
+        its lease expires). Should the batch's rows fail to write, the jobs are written one at a
+        time, so only a job whose own rows cannot be written gets `on_error`'s plan.
+        """
         if not keys:
             return []
+        try:
+            return await self._apply(keys, planner, on_error, now=now, owner=owner)
+        except StatementError as exc:
+            if on_error is None or storage_down(exc):
+                raise
+            log.exception("writing a poll batch failed; writing its jobs one at a time")
+        writes: list[JobWrite] = []
+        for key in keys:
+            try:
+                writes += await self._apply([key], planner, on_error, now=now, owner=owner)
+            except StatementError as exc:
+                if storage_down(exc):
+                    raise
+                log.exception(
+                    "writing a job's poll failed", extra={"account": key[0], "job_id": key[1]}
+                )
+                writes += await self._apply([key], on_error, None, now=now, owner=owner)
+        return writes
+
+    async def _apply(
+        self,
+        keys: Sequence[Key],
+        planner: Planner,
+        on_error: Planner | None,
+        *,
+        now: datetime,
+        owner: str | None,
+    ) -> list[JobWrite]:
         async with self.engine.begin() as conn:
             query = (
                 select(J)
@@ -253,17 +298,10 @@ class JobQueue(Repository):
             active = await active_watches(conn, jobs)
             planned, writes = [], []
             for job in jobs:
-                try:
-                    write = planner(job, active.get((job.account, job.job_id), []))
-                except Exception:
-                    # One job's bad data must not roll back the whole batch; its lease expires
-                    # and it is tried again.
-                    log.exception(
-                        "planning a job failed",
-                        extra={"account": job.account, "job_id": job.job_id},
-                    )
-                    continue
-                planned.append(job)
-                writes.append(write)
+                watching = active.get((job.account, job.job_id), [])
+                write = plan_one(job, watching, planner, on_error)
+                if write is not None:
+                    planned.append(job)
+                    writes.append(write)
             await write_plans(conn, planned, writes, now=now)
         return writes

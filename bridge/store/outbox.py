@@ -8,7 +8,7 @@ pooled connection serialises claims.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.engine import Row
 
+from bridge.store.busy import NOTHING_BUSY, Busy, not_busy
 from bridge.store.database import Repository
 from bridge.store.records import DeliveryRecord
 from bridge.store.tables import deliveries, delivery_attempts, events, upstream_jobs, watches
@@ -129,9 +130,20 @@ class Outbox(Repository):
     """The outbox: lease due deliveries, record attempts, send a dead one again."""
 
     async def claim_due(
-        self, *, now: datetime, owner: str, lease_s: float, limit: int
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease_s: float,
+        limit: int,
+        busy: Busy = NOTHING_BUSY,
+        admit: Callable[[ClaimedDelivery], bool] | None = None,
     ) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first."""
+        """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first.
+
+        Rows for `busy` destinations are not read; of the `limit` read, only those `admit`
+        accepts (asked in due order: the caller's concurrency policy) are leased.
+        """
         lease_free = or_(D.c.lease_expires_at.is_(None), D.c.lease_expires_at <= now)
         query = (
             select(*_CLAIM_COLUMNS)
@@ -142,6 +154,7 @@ class Outbox(Repository):
                 lease_free,
                 STILL_WANTED,
                 ~_WAITS_FOR_EARLIER,
+                not_busy(busy),
             )
             .order_by(D.c.next_attempt_at, D.c.id)
             .limit(limit)
@@ -150,6 +163,8 @@ class Outbox(Repository):
             query = query.with_for_update(of=D, skip_locked=True)
         async with self.engine.begin() as conn:
             candidates = [_claimed(row) for row in await conn.execute(query)]
+            if admit is not None:
+                candidates = [c for c in candidates if admit(c)]
             if not candidates:
                 return []
             # The lease is checked again as it is taken: without the row locks (or should a
@@ -209,6 +224,17 @@ class Outbox(Repository):
         async with self.engine.begin() as conn:
             await conn.execute(delivery_attempts.insert(), attempt_rows)
             await conn.execute(still_ours.values(attempts=D.c.attempts + 1), delivery_params)
+
+    async def release(self, *, delivery_ids: Sequence[str], owner: str) -> None:
+        """Give back leases `owner` holds on deliveries it will not send after all (shutdown)."""
+        if not delivery_ids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(D)
+                .where(D.c.id.in_(sorted(delivery_ids)), D.c.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
 
     async def attempts(self, *, delivery_id: str) -> list[AttemptRecord]:
         """Every recorded attempt of one delivery, oldest first."""

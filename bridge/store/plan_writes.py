@@ -1,4 +1,5 @@
-"""active_watches / write_plans: the SQL of one poll batch's writes, inside the caller's transaction.
+"""active_watches / plan_one / write_plans: one poll batch's planning and writes, inside the
+caller's transaction; storage_down tells a failed database from rows that cannot be written.
 
 Rows of one kind are written with one executemany each, so a batch of 200 polls costs a handful of
 statements, not a thousand.
@@ -6,11 +7,14 @@ statements, not a thousand.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.store.records import WatchRecord
@@ -19,8 +23,10 @@ from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
 from bridge.store.watches import watch_record
 
+log = logging.getLogger(__name__)
 J = upstream_jobs
 Key = tuple[str, str]
+Planner = Callable[[JobRow, list[WatchRecord]], JobWrite]
 
 
 def fields_of(obj: Any) -> dict[str, Any]:
@@ -138,3 +144,26 @@ async def _after_earlier(conn: AsyncConnection, rows: list[dict[str, Any]]) -> N
         if stream in last and first[stream] <= last[stream]:
             slots = last[stream] // POSITIONS_PER_POLL + 1 - first[stream] // POSITIONS_PER_POLL
             r["position"] += slots * POSITIONS_PER_POLL
+
+
+def plan_one(
+    job: JobRow, watching: list[WatchRecord], planner: Planner, on_error: Planner | None
+) -> JobWrite | None:
+    """The planner's write, else `on_error`'s: one job's bad data must not roll back the batch."""
+    for plan in (planner, on_error):
+        if plan is None:
+            return None
+        try:
+            return plan(job, watching)
+        except Exception:
+            log.exception(
+                "planning a job failed", extra={"account": job.account, "job_id": job.job_id}
+            )
+    return None
+
+
+def storage_down(exc: StatementError) -> bool:
+    """The database itself failed (connection, disk, lock), not one job's rows."""
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )

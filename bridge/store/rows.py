@@ -33,6 +33,7 @@ class JobUpdate:
     not_found_count: int
     first_not_found_at: datetime | None
     error_count: int
+    failure_count: int  # polls in a row whose processing raised
 
 
 @dataclass(frozen=True, slots=True)

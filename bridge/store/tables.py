@@ -93,6 +93,8 @@ upstream_jobs = Table(
     Column("not_found_count", Integer, nullable=False, default=0),
     Column("first_not_found_at", UTCDateTime),
     Column("error_count", Integer, nullable=False, default=0),
+    # Polls in a row whose processing raised (a bridge bug, not the upstream's): three end it.
+    Column("failure_count", Integer, nullable=False, default=0, server_default="0"),
     Column("lease_owner", String(80)),
     Column("lease_expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),

@@ -173,6 +173,7 @@ class Watches(Repository):
             priority=1,
             not_found_count=0,
             error_count=0,
+            failure_count=0,
             created_at=now,
             updated_at=now,
         )
@@ -187,6 +188,7 @@ class Watches(Repository):
                     "not_found_count": 0,
                     "first_not_found_at": None,
                     "error_count": 0,
+                    "failure_count": 0,
                     "next_poll_at": func.coalesce(
                         func.min(upstream_jobs.c.next_poll_at, table.next_poll_at)
                         if self.dialect == "sqlite"

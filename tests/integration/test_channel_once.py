@@ -100,6 +100,8 @@ polling: {{queued_interval_s: 0.5, processing_interval_s: 0.3, max_interval_s: 1
 clients:
   shop: {{token: shop-token, accounts: [main], webhook_secrets: ["{secrets["shop"]}"]}}
   other: {{token: other-token, accounts: [main], webhook_secrets: ["{secrets["other"]}"]}}
+operators:
+  ops: {{token: ops-token-0123456789abcdef}}
 channels:
   erp: {{type: webhook, url: "{hooks}/erp", secret: "{secrets["erp"]}"}}
   catalog-slack: {{type: slack, token: xoxb-standin-token, channel: C0123456, base_url: "{slack}"}}
@@ -126,6 +128,18 @@ async def _settled(api: httpx.AsyncClient, watch_ids: list[str]) -> None:
             return
         await asyncio.sleep(0.2)
     raise AssertionError("the job did not end and settle in time")
+
+
+async def _channels_settled(api: httpx.AsyncClient) -> None:
+    """Wait until no configured channel has a pending delivery (the operator sees them all)."""
+    auth = {"Authorization": "Bearer ops-token-0123456789abcdef"}
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        channels = (await api.get("/v1/ops/channels", headers=auth)).json()["channels"]
+        if all(c["pending"] == 0 for c in channels):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the configured channels did not settle in time")
 
 
 async def _polled(api: httpx.AsyncClient, watch_id: str, *, token: str) -> None:
@@ -195,6 +209,7 @@ async def test_two_watches_on_one_job_reach_each_configured_channel_once(tmp_pat
             await _settled(api, watch_ids[:1])
             api.headers["Authorization"] = "Bearer other-token"
             await _settled(api, watch_ids[1:])
+            await _channels_settled(api)
 
     assert hook.rejected == 0
     job = sim.state.simulator.peek(job_id)

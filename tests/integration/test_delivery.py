@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from random import Random
 from typing import Any
 
@@ -29,6 +30,7 @@ from bridge.delivery.deliverer import Deliverer
 from bridge.devtools.localserver import serving
 from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
+from bridge.store.busy import Busy
 from bridge.store.outbox import EXCERPT_CHARS, AttemptResult
 from bridge.store.tables import upstream_jobs, watches
 from tests.clock import FakeClock
@@ -275,6 +277,19 @@ async def test_deliver_due_honours_a_longer_retry_after(rig):
     rig.clock.advance(60)
     assert await rig.drive() == 1
     assert (await rig.delivery(watch.id)).status == "delivered"
+
+
+@pytest.mark.parametrize("retry_after", ["86400", "date"])
+async def test_deliver_due_caps_retry_after_at_the_schedule_plus_two_hours(rig, retry_after):
+    watch, [event_id] = await rig.watch_with_events(1)
+    if retry_after == "date":  # an HTTP date a day from now
+        retry_after = format_datetime(datetime.now(UTC) + timedelta(days=1), usegmt=True)
+    rig.receiver.answer(event_id, (503, {"retry-after": retry_after}))
+    start = rig.clock.now()
+    await rig.drive()
+    parked = await rig.delivery(watch.id)
+    assert (parked.status, parked.last_status_code) == ("pending", 503)
+    assert parked.next_attempt_at == start + timedelta(seconds=5 + 2 * 3600)
 
 
 async def test_deliver_due_retries_a_timeout(rig):
@@ -551,3 +566,63 @@ async def test_deliver_due_does_not_resend_a_row_still_in_flight_after_its_lease
     assert await first == 1
     assert rig.receiver.ids() == [event_id]
     assert (await rig.delivery(watch.id)).attempts == 1
+
+
+async def test_dispatch_due_keeps_each_watch_in_order_while_sends_overlap(rig):
+    stalled, stalled_ids = await rig.watch_with_events(3)
+    moving, moving_ids = await rig.watch_with_events(3)
+    rig.receiver.answer(stalled_ids[0], "stall")
+
+    def arrived(event_ids):  # first arrivals: a send that timed out may come again
+        return list(dict.fromkeys(i for i in rig.receiver.ids() if i in event_ids))
+
+    async with asyncio.timeout(10):
+        while arrived(moving_ids) != moving_ids:  # no round waits for the stalled send
+            await rig.deliverer.dispatch_due()
+            await asyncio.sleep(0.01)
+    assert arrived(stalled_ids) == stalled_ids[:1]  # event 2 waits while event 1 is in flight
+    rig.receiver.release.set()
+    rig.clock.advance(6)  # should the stalled send have timed out, its retry is due
+    async with asyncio.timeout(10):
+        while arrived(stalled_ids) != stalled_ids:
+            await rig.deliverer.dispatch_due()
+            await asyncio.sleep(0.01)
+
+    async def statuses() -> set[str]:
+        rows = [
+            d for w in (stalled, moving) for d in await rig.store.watches.deliveries(watch_id=w.id)
+        ]
+        return {d.status for d in rows}
+
+    async with asyncio.timeout(10):  # the last result is recorded just after it arrives
+        while await statuses() != {"delivered"}:
+            await asyncio.sleep(0.01)
+
+
+async def test_claim_due_passes_over_busy_destinations(storage_url):
+    async with make_rig(storage_url) as rig:
+        now = rig.clock.now()
+        urls = [
+            "http://127.0.0.1:8/a",
+            "http://127.0.0.1:8?b",
+            "http://127.0.0.1:8",
+            "http://127.0.0.1:80/a",  # not on port 8, although its URL starts the same
+            "http://127.0.0.2:8/a",
+        ]
+        for url in urls:
+            watch = await add_watch(rig.store, at=now, webhook_url=url)
+            await add_events(rig.store, watch, count=1, at=now, destinations=("webhook_url", "ops"))
+        busy = Busy(channels=frozenset({"ops"}), origins=frozenset({"http://127.0.0.1:8"}))
+        claimed = await rig.store.outbox.claim_due(
+            now=now, owner="me", lease_s=30, limit=50, busy=busy
+        )
+        assert sorted(c.webhook_url for c in claimed) == urls[3:]
+        assert {c.destination for c in claimed} == {"webhook_url"}
+        # `admit` chooses among the rows read; those it refuses are not leased.
+        admitted = await rig.store.outbox.claim_due(
+            now=now, owner="me", lease_s=30, limit=50, admit=lambda c: c.destination == "ops"
+        )
+        assert len(admitted) == len(urls)
+        assert {c.destination for c in admitted} == {"ops"}
+        rest = await rig.store.outbox.claim_due(now=now, owner="me", lease_s=30, limit=50)
+        assert sorted(c.webhook_url for c in rest) == sorted(urls[:3])

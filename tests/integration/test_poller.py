@@ -17,7 +17,8 @@ from bridge.devtools.localserver import serving
 from bridge.devtools.simulator import KeyLimits, Simulator, SimulatorSettings, create_simulator
 from bridge.events.routing import Router
 from bridge.ops.metrics import Metrics
-from bridge.polling.poller import Poller
+from bridge.polling.planning import plan_poll
+from bridge.polling.poller import Poller, PollPlanner
 from bridge.polling.pool import UpstreamPool
 from bridge.store import Store, open_store
 from bridge.store.tables import account_budgets
@@ -104,6 +105,7 @@ async def rig(
     sim_polls_per_hour: int = 100_000,
     seconds_per_item: float = 2.0,
     failure_rate: float = 0.25,
+    plan: PollPlanner = plan_poll,
 ) -> AsyncIterator[Rig]:
     clock = FakeClock()
     settings = SimulatorSettings(
@@ -133,6 +135,7 @@ async def rig(
             now=clock.now,
             owner="test-replica",
             rng=Random(1),
+            plan=plan,
         )
         await poller.start()
         try:
@@ -417,19 +420,82 @@ async def test_poller_a_new_watch_gets_its_own_404_retries(storage_url):
         assert row is not None and row.status == "active"
 
 
-async def test_poller_a_planning_failure_spares_the_rest_of_the_batch(storage_url, monkeypatch):
-    async with rig(storage_url) as r:
+def failing_for(job_ids: set[str], *, on_calls: set[int] | None = None) -> PollPlanner:
+    """plan_poll, except that it raises for `job_ids` (filled in later by the test), on their
+    `on_calls`-th plans (1-based) or always."""
+    calls: dict[str, int] = {}
+
+    def plan(job, watch_rows, outcome, ctx):
+        calls[job.job_id] = calls.get(job.job_id, 0) + 1
+        if job.job_id in job_ids and (on_calls is None or calls[job.job_id] in on_calls):
+            raise ValueError("a bug in processing this job")
+        return plan_poll(job, watch_rows, outcome, ctx)
+
+    return plan
+
+
+async def test_poller_a_planning_failure_spares_the_rest_of_the_batch(storage_url):
+    broken: set[str] = set()
+    async with rig(storage_url, plan=failing_for(broken)) as r:
         jobs = [r.sim.create_job(KEY, total_items=1) for _ in range(3)]
+        broken.add(jobs[1])
         watches = [await r.watch(job_id) for job_id in jobs]
-        import bridge.polling.poller
-
-        real = bridge.polling.poller.plan_poll
-
-        def flaky(job, watch_rows, outcome, ctx):
-            if job.job_id == jobs[1]:
-                raise ValueError("bad data")
-            return real(job, watch_rows, outcome, ctx)
-
-        monkeypatch.setattr(bridge.polling.poller, "plan_poll", flaky)
         await r.run(1)
         assert [bool(await r.events(w.id)) for w in watches] == [True, False, True]
+
+
+async def test_poller_ends_a_job_whose_processing_fails_three_polls_in_a_row(storage_url):
+    broken: set[str] = set()
+    async with rig(storage_url, seconds_per_item=10_000, plan=failing_for(broken)) as r:
+        jobs = [r.sim.create_job(KEY, total_items=1) for _ in range(3)]
+        broken.add(jobs[1])
+        watches = [await r.watch(job_id) for job_id in jobs]
+        await r.run(30)
+        broken = await r.store.watches.get(watch_id=watches[1].id)
+        assert broken is not None and broken.status == "active"  # two failures so far
+        await r.run(120)
+        broken = await r.store.watches.get(watch_id=watches[1].id)
+        assert broken is not None and (broken.status, broken.error_code) == (
+            "failed",
+            "internal_error",
+        )
+        [event] = await r.store.watches.events(watch_id=watches[1].id)
+        assert event.type == "watch.failed"
+        assert event.payload["data"]["error"]["code"] == "internal_error"
+        assert r.gets(jobs[1]) == 3
+        await r.run(300)
+        assert r.gets(jobs[1]) == 3  # no more budget spent on it
+        for healthy in (watches[0], watches[2]):
+            row = await r.store.watches.get(watch_id=healthy.id)
+            assert row is not None and row.status == "active"
+            assert await r.events(healthy.id)
+
+
+async def test_poller_a_processed_poll_resets_the_failure_count(storage_url):
+    broken: set[str] = set()
+    plan = failing_for(broken, on_calls={1, 2, 4, 5})
+    async with rig(storage_url, seconds_per_item=10_000, plan=plan) as r:
+        job_id = r.sim.create_job(KEY, total_items=1)
+        broken.add(job_id)
+        watch = await r.watch(job_id)
+        await r.run(600)
+        assert r.gets(job_id) > 6  # polled on after failing twice, succeeding, failing twice
+        row = await r.store.watches.get(watch_id=watch.id)
+        assert row is not None and row.status == "active"
+        types = [e[1] for e in await r.events(watch.id)]
+        assert types and "watch.failed" not in types
+
+
+async def test_poller_a_job_whose_rows_cannot_be_written_fails_alone(pg_url):
+    # PostgreSQL refuses a 70-character status for its 64-character column: the batch's write
+    # fails on one job's data, is redone job by job, and only that job counts a failure.
+    async with rig(pg_url, seconds_per_item=10_000) as r:
+        jobs = [r.sim.create_job(KEY, total_items=1) for _ in range(3)]
+        r.sim.set_job(jobs[1], _job(jobs[1], "processing_" + "x" * 59, [("a", "queued")]))
+        watches = [await r.watch(job_id) for job_id in jobs]
+        await r.run(1)
+        assert [bool(await r.events(w.id)) for w in watches] == [True, False, True]
+        await r.run(150)
+        broken = await r.store.watches.get(watch_id=watches[1].id)
+        assert broken is not None and broken.error_code == "internal_error"
+        assert r.gets(jobs[1]) == 3

@@ -215,8 +215,11 @@ async def test_replicas_share_work_and_survive_sigkill(pg_url, tmp_path):
     assert receiver.ids == all_ids  # every event delivered (at least once), none invented
 
 
+OPS_TOKEN = "replica-ops-token-0123456789"
 OTHER_CLIENT = f"  other: {{token: other-{TOKEN}, accounts: [main]}}"
 SLACK_ROUTE = """
+operators:
+  ops: {{token: {ops}}}
 channels:
   catalog-slack: {{type: slack, token: xoxb-standin-token, channel: C0123456, base_url: "{url}"}}
 routes:
@@ -245,7 +248,7 @@ async def test_replicas_post_one_slack_message_per_job(pg_url, tmp_path):
             upstream=upstream.url,
             secret=new_secret(),
             more_clients=OTHER_CLIENT,
-            extra=SLACK_ROUTE.format(url=slack.api_url),
+            extra=SLACK_ROUTE.format(url=slack.api_url, ops=OPS_TOKEN),
         )
         ports = free_port(), free_port()
         replicas = [await _start(config, p, tmp_path / f"{p}.log") for p in ports]
@@ -267,7 +270,7 @@ async def test_replicas_post_one_slack_message_per_job(pg_url, tmp_path):
                     base_url=f"http://127.0.0.1:{port}", headers=auth
                 ) as api:
                     await _wait_all_done(api, watches[token], within_s=90)
-            await _slack_settled(slack, within_s=30)
+            await _channels_settled(f"http://127.0.0.1:{ports[0]}", within_s=60)
         finally:
             for proc in replicas:
                 proc.send_signal(signal.SIGTERM)
@@ -286,13 +289,14 @@ async def test_replicas_post_one_slack_message_per_job(pg_url, tmp_path):
     assert len(replies) == failed
 
 
-async def _slack_settled(slack: SlackStandin, *, within_s: float) -> None:
-    """Wait until Slack saw no new call for a second (the last edits land after the watch ends)."""
+async def _channels_settled(base_url: str, *, within_s: float) -> None:
+    """Wait until no configured channel has a pending delivery (the operator sees them all)."""
+    auth = {"Authorization": f"Bearer {OPS_TOKEN}"}
     deadline = time.monotonic() + within_s
-    seen = -1
-    while time.monotonic() < deadline:
-        if len(slack.calls) == seen:
-            return
-        seen = len(slack.calls)
-        await asyncio.sleep(1.0)
-    raise AssertionError("Slack kept receiving calls")
+    async with httpx.AsyncClient(base_url=base_url, headers=auth) as api:
+        while time.monotonic() < deadline:
+            channels = (await api.get("/v1/ops/channels")).json()["channels"]
+            if all(c["pending"] == 0 for c in channels):
+                return
+            await asyncio.sleep(0.5)
+    raise AssertionError("the Slack channel did not settle in time")

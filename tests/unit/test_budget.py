@@ -113,7 +113,7 @@ def test_budget_error_backoff_never_overflows():
     from bridge.store.rows import JobRow
 
     config = parse_config("polling: {queued_interval_s: 60.0, processing_interval_s: 15.0}", env={})
-    job = JobRow(None, "processing", False, T0, 15.0, 0, T0, T0, 0, None, 5000, "main", "j")
+    job = JobRow(None, "processing", False, T0, 15.0, 0, T0, T0, 0, None, 5000, 0, "main", "j")
     write = plan_poll(
         job,
         [],

@@ -48,7 +48,7 @@ class Story:
     watches: list[WatchRecord] = field(default_factory=list)
     job: JobRow = field(
         default_factory=lambda: JobRow(
-            None, None, False, T0, 15.0, 0, None, None, 0, None, 0, "main", JOB_ID
+            None, None, False, T0, 15.0, 0, None, None, 0, None, 0, 0, "main", JOB_ID
         )
     )
     keys: set[str] = field(default_factory=set)

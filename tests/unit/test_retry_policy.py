@@ -2,7 +2,7 @@ import pytest
 
 from bridge.config import DEFAULT_RETRY_SCHEDULE_S
 from bridge.delivery.channels import SendError
-from bridge.delivery.retry import JITTER, MAX_RETRY_AFTER_S, Step, next_step
+from bridge.delivery.retry import JITTER, RETRY_AFTER_EXTRA_S, Step, next_step
 
 SCHEDULE = [5.0, 300.0, 1800.0]
 
@@ -29,7 +29,12 @@ def err(status=None, *, retry_after=None, permanent=False):
         (1, err(429, retry_after=60), Step("pending", 60.0)),  # longer Retry-After honoured
         (2, err(429, retry_after=60), Step("pending", 300.0)),  # shorter one is not
         (2, err(503, retry_after=301), Step("pending", 301.0)),
-        (1, err(429, retry_after=1e12), Step("pending", MAX_RETRY_AFTER_S)),  # capped
+        # A Retry-After adds at most two hours to the scheduled delay (as Svix does).
+        (1, err(429, retry_after=1e12), Step("pending", 5.0 + RETRY_AFTER_EXTRA_S)),
+        (1, err(429, retry_after=86_400), Step("pending", 5.0 + 7200.0)),
+        (3, err(503, retry_after=86_400), Step("pending", 1800.0 + 7200.0)),
+        (1, err(503, retry_after=7205), Step("pending", 7205.0)),  # exactly at the cap
+        (1, err(503, retry_after=7206), Step("pending", 7205.0)),
         (4, err(429, retry_after=60), Step("dead")),  # Retry-After does not extend the schedule
         (1, err(None), Step("pending", 5.0)),  # timeout or connection error
         (1, err(400), Step("pending", 5.0)),

@@ -1,0 +1,180 @@
+"""Lanes: the deliveries a replica has claimed, queued per destination, so that one slow receiver
+fills its own lane and nobody else's.
+
+A destination is a configured channel's name, or for a watch's own webhook its URL's origin
+(`scheme://host[:port]` exactly as written): the server a hanging receiver ties up; the outbox's
+claim matches origins the same way (`bridge.store.busy`). A lane sends at most
+`per_destination` rows at once and holds at most `depth` (sending or waiting); the replica sends
+at most `sending` and holds at most `held` in all. A row stops counting as a send when its send
+ends, and stops being held when its result is written. A lane is claimed for again only once its
+waiting rows have all started (`busy` names the others), so a busy receiver's rows are read in
+batches, not one claim per send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bridge.clock import Clock
+from bridge.events.routing import WEBHOOK_URL
+from bridge.store.busy import Busy
+from bridge.store.outbox import ClaimedDelivery
+
+Destination = tuple[str, str]  # ("channel", name) or ("origin", "scheme://host[:port]")
+
+
+def origin(url: str) -> str:
+    """The URL up to its path, query or fragment: `scheme://host[:port]` as written."""
+    scheme, sep, rest = url.partition("://")
+    ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
+    return scheme + sep + rest[: min(ends, default=len(rest))]
+
+
+def destination_of(row: ClaimedDelivery) -> Destination:
+    """Where a delivery goes, as far as concurrency is concerned."""
+    if row.destination == WEBHOOK_URL and row.webhook_url:
+        return ("origin", origin(row.webhook_url))
+    return ("channel", row.destination)
+
+
+@dataclass(eq=False)
+class Held:
+    """A claimed row in its lane: `deadline` (loop time) is when its send must have ended."""
+
+    row: ClaimedDelivery
+    clock: Clock
+    deadline: float
+    finished: asyncio.Future[bool]  # True once an attempt is recorded, False if none was
+
+
+@dataclass
+class _Lane:
+    waiting: deque[Held] = field(default_factory=deque)
+    sending: int = 0
+    recording: int = 0  # sent, the result not yet written: held, but no longer a send
+
+    def __len__(self) -> int:
+        return len(self.waiting) + self.sending + self.recording
+
+
+class Lanes:
+    """Claimed rows per destination, with the limits above."""
+
+    def __init__(self, *, sending: int, per_destination: int, held: int, depth: int) -> None:
+        if not 1 <= per_destination <= min(sending, depth) or max(sending, depth) > held:
+            raise ValueError("lane limits must be 1 <= per_destination <= sending, depth <= held")
+        self.sending_limit = sending
+        self.per_destination = per_destination
+        self.held_limit = held
+        self.depth = depth
+        self._lanes: dict[Destination, _Lane] = {}
+        self._ids: dict[str, Destination] = {}
+        self._sent: set[str] = set()
+        self._sending = 0
+
+    def __contains__(self, delivery_id: str) -> bool:
+        return delivery_id in self._ids
+
+    def room(self) -> int:
+        """How many more rows a claim may take."""
+        return self.held_limit - len(self._ids)
+
+    def sending(self) -> int:
+        """Rows being sent now."""
+        return self._sending
+
+    def claimable(self, where: Destination) -> bool:
+        """Whether a claim should read rows for `where`: its lane has nothing left waiting."""
+        lane = self._lanes.get(where)
+        return lane is None or not lane.waiting
+
+    def busy(self) -> Busy:
+        """The destinations a claim need not read (their lanes still have rows waiting)."""
+        full = [where for where in self._lanes if not self.claimable(where)]
+        return Busy(
+            channels=frozenset(name for kind, name in full if kind == "channel"),
+            origins=frozenset(name for kind, name in full if kind == "origin"),
+        )
+
+    def admission(self, *, limit: int) -> Callable[[ClaimedDelivery], bool]:
+        """A predicate for one claim: yes to at most `limit` rows, each fitting in its lane."""
+        room = min(limit, self.room())
+        taken: Counter[Destination] = Counter()
+
+        def admit(row: ClaimedDelivery) -> bool:
+            nonlocal room
+            where = destination_of(row)
+            lane = self._lanes.get(where)
+            if room <= 0 or row.id in self._ids:
+                return False  # full, or still held here although its lease has run out
+            if (len(lane) if lane else 0) + taken[where] >= self.depth:
+                return False
+            room -= 1
+            taken[where] += 1
+            return True
+
+        return admit
+
+    def hold(self, held: Held) -> None:
+        """Queue a claimed row in its lane."""
+        where = destination_of(held.row)
+        self._ids[held.row.id] = where
+        self._lanes.setdefault(where, _Lane()).waiting.append(held)
+
+    def take_ready(self) -> list[Held]:
+        """The waiting rows that may start now, lanes taking turns; they count as sending."""
+        started: list[Held] = []
+        progress = True
+        while progress and self._sending < self.sending_limit:
+            progress = False
+            for where, lane in list(self._lanes.items()):
+                if self._sending >= self.sending_limit:
+                    break
+                if lane.waiting and lane.sending < self.per_destination:
+                    started.append(lane.waiting.popleft())
+                    lane.sending += 1
+                    self._sending += 1
+                    progress = True
+                    self._lanes[where] = self._lanes.pop(where)  # its turn is over
+        return started
+
+    def sent(self, delivery_id: str) -> None:
+        """A row's send is over: the lane may start another while its result is written."""
+        where = self._ids.get(delivery_id)
+        if where is None or delivery_id in self._sent:
+            return
+        self._sent.add(delivery_id)
+        lane = self._lanes[where]
+        lane.sending -= 1
+        lane.recording += 1
+        self._sending -= 1
+
+    def finish(self, delivery_id: str) -> Destination | None:
+        """A row taken by `take_ready` is done (recorded, or given up): free its place."""
+        where = self._ids.pop(delivery_id, None)
+        if where is None:
+            return None
+        lane = self._lanes[where]
+        if delivery_id in self._sent:
+            self._sent.discard(delivery_id)
+            lane.recording -= 1
+        else:
+            lane.sending -= 1
+            self._sending -= 1
+        if not lane:
+            del self._lanes[where]
+        return where
+
+    def release_waiting(self) -> list[Held]:
+        """Take every row that has not started out of its lane (shutting down)."""
+        released = [held for lane in self._lanes.values() for held in lane.waiting]
+        for held in released:
+            self._ids.pop(held.row.id, None)
+        for where, lane in list(self._lanes.items()):
+            lane.waiting.clear()
+            if not lane:
+                del self._lanes[where]
+        return released
