@@ -239,7 +239,8 @@ class Deliverer:
         except SendError as exc:
             return exc
         except DestinationError as exc:
-            return SendError(str(exc))
+            # A channel gone from the config, a client without secrets: no retry can fix it.
+            return SendError(str(exc), permanent=True)
         except Exception as exc:
             # A channel must raise SendError; anything else is a bug, retried like any failure.
             log.exception(
@@ -273,7 +274,8 @@ class Deliverer:
                 extra={**fields, "error": result.error, "next_attempt_at": next_at},
             )
         else:
-            log.warning("delivery dead", extra={**fields, "error": result.error})
+            # At error level: nothing more will be tried until someone redelivers it by hand.
+            log.error("delivery dead", extra={**fields, "error": result.error})
 
     async def aclose(self, *, timeout_s: float = 30.0) -> None:
         """Stop claiming, hand back the rows not yet started, let the sends under way finish and

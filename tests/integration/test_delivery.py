@@ -371,7 +371,7 @@ async def test_deliver_due_signs_with_every_secret_during_rotation(tmp_path):
         assert len(hit.headers["webhook-signature"].split(" ")) == 2
 
 
-async def test_deliver_due_sends_to_named_channels_and_keeps_unknown_ones_pending(tmp_path):
+async def test_deliver_due_sends_to_named_channels_and_kills_unknown_ones(tmp_path, caplog):
     erp_secret = signing.new_secret()
     async with make_rig(f"sqlite:///{tmp_path}/b.db") as rig:
         # The receiver knows the ERP channel's secret too; the client's webhook is not involved.
@@ -384,13 +384,19 @@ async def test_deliver_due_sends_to_named_channels_and_keeps_unknown_ones_pendin
         await add_events(
             rig.store, watch, count=1, at=rig.clock.now(), destinations=["erp", "gone"]
         )
-        assert await rig.drive(deliverer) == 2
+        with caplog.at_level(logging.ERROR, logger="bridge.delivery.deliverer"):
+            assert await rig.drive(deliverer) == 2
         [hit] = rig.receiver.hits
         assert hit.verified == [False, True]
         assert (await rig.delivery(watch.id, destination="erp")).status == "delivered"
+        # A channel gone from the config is a dead end (CONTRACT s.6): dead at once, said loudly.
         gone = await rig.delivery(watch.id, destination="gone")
-        assert (gone.status, gone.attempts) == ("pending", 1)
+        assert (gone.status, gone.attempts) == ("dead", 1)
         assert gone.last_error == "channel 'gone' is no longer configured"
+        [logged] = [r for r in caplog.records if r.getMessage() == "delivery dead"]
+        assert logged.levelno == logging.ERROR
+        dead = {"kind": "unknown", "result": "dead"}
+        assert rig.metrics.registry.get_sample_value("bridge_delivery_attempts_total", dead) == 1
         await deliverer.aclose()
 
 
