@@ -23,7 +23,7 @@ from bridge.clock import Clock
 from bridge.config import DeliveryConfig
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
-from bridge.delivery.lanes import Held, Lanes
+from bridge.delivery.lanes import Destination, Held, Lanes
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -76,6 +76,7 @@ class Deliverer:
             sending=MAX_SENDING, per_destination=PER_DESTINATION, held=MAX_HELD, depth=LANE_DEPTH
         )
         self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
+        self._wanting: set[Destination] = set()  # lanes that emptied while a claim was under way
         self._sends: set[asyncio.Task[None]] = set()
         self._results: list[Recorded] = []
         self._writer: asyncio.Task[None] | None = None
@@ -121,6 +122,9 @@ class Deliverer:
             for one in held:
                 self._lanes.hold(one)
         self._pump()
+        wanting, self._wanting = self._wanting, set()
+        if any(self._lanes.claimable(where) for where in wanting):
+            self._wake()
         # Rows refused here were for lanes now full, which the next claim passes over; other
         # lanes' rows past what was read come with the next tick or nudge.
         return held, len(claimed) == room
@@ -163,7 +167,15 @@ class Deliverer:
         self._pump()
         # A lane with nothing left waiting takes more (and the next event of this watch may be
         # due now); a claim is not worth it for every send of a lane that still has a queue.
-        if where is not None and self._lanes.claimable(where) and self._on_free is not None:
+        if where is None or not self._lanes.claimable(where):
+            return
+        if self._claiming.locked():
+            self._wanting.add(where)  # that claim may have read before this row was written
+        else:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._on_free is not None:
             self._on_free()
 
     async def _record(self, result: AttemptResult, *, clock: Clock) -> None:
