@@ -1,7 +1,7 @@
 """Deliverer: claim due outbox rows while sends are in flight, send each once, record it.
 
 Not in rounds: claimed rows wait in their destination's lane (`bridge.delivery.lanes`), each
-send runs on its own, and when it is recorded the lane's next row starts; the scheduler's step
+send runs on its own, and when it ends the lane's next row starts; the scheduler's step
 (`dispatch_due`) claims again whenever a lane has emptied, so one slow receiver holds back only
 its own lane. Per watch and destination, event N+1 is not claimed while event N is pending (the
 outbox's claim), so order holds however sends overlap. Results are written as they come in,
