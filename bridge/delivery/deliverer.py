@@ -1,12 +1,12 @@
 """Deliverer: claim due outbox rows while sends are in flight, send each once, record it.
 
 Not in rounds: claimed rows wait in their destination's lane (`bridge.delivery.lanes`), each
-send runs on its own, and when it is recorded the lane's next row starts; the scheduler's step
+send runs on its own, and when it ends the lane's next row starts; the scheduler's step
 (`dispatch_due`) claims again whenever a lane has emptied, so one slow receiver holds back only
 its own lane. Per watch and destination, event N+1 is not claimed while event N is pending (the
-outbox's claim), so order holds however sends overlap. Results are written as they come in,
-whatever queued up during one write going in the next. Whether and when to retry is decided in
-one place, `bridge.delivery.retry.next_step`.
+outbox's claim), so order holds however sends overlap. Results are written in batches
+(`bridge.delivery.recorder`). Whether and when to retry is decided in one place,
+`bridge.delivery.retry.next_step`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from bridge.clock import Clock
 from bridge.config import DeliveryConfig
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
-from bridge.delivery.lanes import Held, Lanes
+from bridge.delivery.lanes import Destination, Held, Lanes
+from bridge.delivery.recorder import NotRecorded, Recorder
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -37,12 +38,6 @@ LANE_DEPTH = 32  # claimed rows one destination may hold (sending, waiting or be
 MAX_HELD = 512  # claimed rows one replica may hold: 16 full lanes
 CLAIM_READ = 64  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
-
-Recorded = tuple[AttemptResult, Clock, "asyncio.Future[None]"]
-
-
-class NotRecorded(Exception):
-    """The write of an attempt failed (logged once per batch): its lease ends and it comes back."""
 
 
 class Deliverer:
@@ -76,9 +71,9 @@ class Deliverer:
             sending=MAX_SENDING, per_destination=PER_DESTINATION, held=MAX_HELD, depth=LANE_DEPTH
         )
         self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
+        self._wanting: set[Destination] = set()  # lanes that emptied while a claim was under way
         self._sends: set[asyncio.Task[None]] = set()
-        self._results: list[Recorded] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._recorder = Recorder(store.outbox, owner=owner)
         self._closed = False
 
     @property
@@ -121,6 +116,9 @@ class Deliverer:
             for one in held:
                 self._lanes.hold(one)
         self._pump()
+        wanting, self._wanting = self._wanting, set()
+        if any(self._lanes.claimable(where) for where in wanting):
+            self._wake()
         # Rows refused here were for lanes now full, which the next claim passes over; other
         # lanes' rows past what was read come with the next tick or nudge.
         return held, len(claimed) == room
@@ -144,7 +142,7 @@ class Deliverer:
             result = await self._attempt(held.row, clock=held.clock, deadline=held.deadline)
             self._lanes.sent(held.row.id)
             self._pump()  # the lane's next row need not wait for this one's write
-            await self._record(result, clock=held.clock)
+            await self._recorder.record(result, now=held.clock)
             attempted = True
         except NotRecorded:
             pass
@@ -163,37 +161,16 @@ class Deliverer:
         self._pump()
         # A lane with nothing left waiting takes more (and the next event of this watch may be
         # due now); a claim is not worth it for every send of a lane that still has a queue.
-        if where is not None and self._lanes.claimable(where) and self._on_free is not None:
+        if where is None or not self._lanes.claimable(where):
+            return
+        if self._claiming.locked():
+            self._wanting.add(where)  # that claim may have read before this row was written
+        else:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._on_free is not None:
             self._on_free()
-
-    async def _record(self, result: AttemptResult, *, clock: Clock) -> None:
-        """Queue the result for the writer and wait until it is committed."""
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._results.append((result, clock, committed))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write())
-        await committed
-
-    async def _write(self) -> None:
-        """Record results as they arrive: whatever queued up during one write goes in the next."""
-        while self._results:
-            batch, self._results = self._results, []
-            try:
-                await self._store.outbox.record_attempts(
-                    [result for result, _, _ in batch], now=batch[-1][1](), owner=self._owner
-                )
-            except Exception:
-                log.exception(
-                    "could not record delivery attempts; they are tried again when leases end",
-                    extra={"count": len(batch)},
-                )
-                for _, _, committed in batch:
-                    if not committed.done():
-                        committed.set_exception(NotRecorded())
-            else:
-                for _, _, committed in batch:
-                    if not committed.done():
-                        committed.set_result(None)
 
     async def _attempt(
         self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float
