@@ -5,8 +5,9 @@ import httpx
 import pytest
 
 from bridge.delivery.channels import SendError
-from bridge.delivery.channels.slack import SlackChannel, SlackWebhookChannel
+from bridge.delivery.channels.slack import SlackChannel
 from bridge.delivery.channels.slack_pacer import Pacer
+from bridge.delivery.channels.slack_webhook import SlackWebhookChannel
 from bridge.devtools.localserver import serving
 from bridge.rendering import Renderer
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried

@@ -5,7 +5,8 @@ from bridge.config import Config
 from bridge.delivery import signing
 from bridge.delivery.channels.email import EmailChannel
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
-from bridge.delivery.channels.slack import SlackChannel, SlackWebhookChannel
+from bridge.delivery.channels.slack import SlackChannel
+from bridge.delivery.channels.slack_webhook import SlackWebhookChannel
 from bridge.delivery.channels.webhook import WebhookChannel
 
 SECRET = signing.new_secret()

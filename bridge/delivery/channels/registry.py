@@ -130,7 +130,7 @@ class ChannelRegistry:
     def _slack_webhook(
         self, name: str, settings: SlackWebhookChannelConfig, renderer: Renderer
     ) -> Channel:
-        from bridge.delivery.channels.slack import SlackWebhookChannel
+        from bridge.delivery.channels.slack_webhook import SlackWebhookChannel
 
         return SlackWebhookChannel(
             name=name,

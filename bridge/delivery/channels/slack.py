@@ -2,8 +2,8 @@
 
 `SlackChannel` speaks the Web API with slack-sdk's AsyncWebClient (a bot token); the message's
 channel id and `ts` live in the StateStore, so after a restart the bridge edits the same message.
-`SlackWebhookChannel` is the simpler incoming-webhook variant: a new message per event, no edits.
-Both make exactly one attempt per send; retry policy lives in `bridge.delivery.deliverer`.
+`SlackWebhookChannel` (slack_webhook.py) is the simpler incoming-webhook variant. Both make exactly
+one attempt per send; retry policy lives in `bridge.delivery.deliverer`.
 """
 
 from __future__ import annotations
@@ -17,22 +17,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
-import httpx
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.clock import utcnow
 from bridge.delivery.channels import Message, SendError, SendResult, StateStore
-from bridge.delivery.channels.slack_blocks import MAX_TEXT, fit_blocks
+from bridge.delivery.channels.slack_blocks import render_pair
 from bridge.delivery.channels.slack_pacer import Pacer
-from bridge.delivery.failures import http_status_is_permanent, slack_error_is_permanent
-from bridge.outbound import parse_retry_after
+from bridge.delivery.channels.slack_webhook import slack_retry_after
+from bridge.delivery.failures import slack_error_is_permanent
 from bridge.rendering import (
     SLACK_BROADCAST_EVENTS,
     Renderer,
-    TemplateProblem,
-    clip,
     template_context,
 )
 
@@ -216,7 +212,7 @@ class SlackChannel:
 
     def _render(self, base: str, context: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         """Block Kit from `{base}.json.j2` and its text fallback from `{base}.txt.j2`."""
-        return _render_pair(self._renderer, base, context)
+        return render_pair(self._renderer, base, context)
 
     async def _call(
         self, request: Callable[[], Awaitable[AsyncSlackResponse]]
@@ -255,67 +251,6 @@ class SlackChannel:
             raise SendError(f"channel state not saved: {type(exc).__name__}") from None
 
 
-class SlackWebhookChannel:
-    """Posts a new Slack message per event to an incoming-webhook URL (which cannot edit)."""
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        url: str,
-        renderer: Renderer,
-        http: httpx.AsyncClient,
-        timeout_s: float = 10.0,
-        public_url: str | None = None,
-    ) -> None:
-        self._name = name
-        self._url = url  # a secret: it alone lets anyone post; never logged or quoted in errors
-        self._renderer = renderer
-        self._http = http
-        self._timeout_s = timeout_s
-        self._public_url = public_url
-
-    async def send(self, message: Message) -> SendResult:
-        """Post the event as one message; raise SendError unless Slack answered 2xx."""
-        context = template_context(
-            payload=message.payload, job=message.job, public_url=self._public_url
-        )
-        blocks, text = _render_pair(self._renderer, "slack/event", context)
-        body = {"text": text, "blocks": blocks, "unfurl_links": False, "unfurl_media": False}
-        try:
-            response = await self._http.post(
-                self._url, json=body, timeout=httpx.Timeout(self._timeout_s), follow_redirects=False
-            )
-        except httpx.TimeoutException:
-            raise SendError(f"timeout after {self._timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
-            raise SendError(f"connection error: {type(exc).__name__}") from None
-        excerpt = response.text[:200]
-        if 200 <= response.status_code < 300:
-            log.info(
-                "slack webhook posted", extra={"channel": self._name, "event_id": message.event_id}
-            )
-            return SendResult(status_code=response.status_code, response_excerpt=excerpt)
-        raise SendError(
-            f"Slack webhook answered HTTP {response.status_code}: {excerpt}",
-            status_code=response.status_code,
-            retry_after_s=_retry_after(response.headers.get("retry-after")),
-            response_excerpt=excerpt,
-            permanent=http_status_is_permanent(response.status_code, service="slack_webhook"),
-        )
-
-
-def _render_pair(
-    renderer: Renderer, base: str, context: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], str]:
-    try:
-        blocks = fit_blocks(renderer.render_json(f"{base}.json.j2", context))
-        text = clip(renderer.render(f"{base}.txt.j2", context).strip(), MAX_TEXT)
-    except (TemplateProblem, ValueError) as exc:
-        raise SendError(f"template problem: {exc}", permanent=True) from None
-    return blocks, text
-
-
 def _api_error(exc: SlackApiError) -> SlackSendError:
     """Slack's answer as a SendError: `ratelimited` carries Retry-After, dead ends are permanent."""
     response = exc.response
@@ -323,7 +258,7 @@ def _api_error(exc: SlackApiError) -> SlackSendError:
     error = str(data.get("error") or "unknown_error")
     headers = {str(k).lower(): v for k, v in (response.headers or {}).items()}
     retry_after = (
-        _retry_after(headers.get("retry-after"))
+        slack_retry_after(headers.get("retry-after"))
         if error == "ratelimited" or response.status_code == 429
         else None
     )
@@ -335,10 +270,3 @@ def _api_error(exc: SlackApiError) -> SlackSendError:
         response_excerpt=error,
         permanent=slack_error_is_permanent(error),
     )
-
-
-def _retry_after(value: Any) -> float | None:
-    """Slack's Retry-After (it sends delay-seconds) in seconds, or None when absent or unusable."""
-    if isinstance(value, list | tuple):
-        value = value[0] if value else None
-    return None if value is None else parse_retry_after(str(value), now=utcnow())

@@ -1,10 +1,13 @@
-"""fit_blocks(blocks): keep whatever a template rendered inside Slack's Block Kit limits. Pure."""
+"""fit_blocks(blocks): keep whatever a template rendered inside Slack's Block Kit limits (pure);
+render_pair(...): a Slack template's blocks and text fallback, fitted."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from bridge.rendering import clip
+from bridge.delivery.channels import SendError
+from bridge.rendering import Renderer, TemplateProblem, clip
 
 # Slack's Block Kit limits (api.slack.com/reference/block-kit): past them chat.postMessage fails.
 MAX_BLOCKS = 50
@@ -54,3 +57,16 @@ def _fit(value: Any, limit: int) -> Any:
         else:
             out[key] = _fit(child, limit)
     return out
+
+
+def render_pair(
+    renderer: Renderer, base: str, context: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], str]:
+    """Block Kit from `{base}.json.j2`, fitted to Slack's limits, and its text fallback from
+    `{base}.txt.j2`; a template that fails is a permanent SendError (it fails on every retry)."""
+    try:
+        blocks = fit_blocks(renderer.render_json(f"{base}.json.j2", context))
+        text = clip(renderer.render(f"{base}.txt.j2", context).strip(), MAX_TEXT)
+    except (TemplateProblem, ValueError) as exc:
+        raise SendError(f"template problem: {exc}", permanent=True) from None
+    return blocks, text
