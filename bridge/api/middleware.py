@@ -75,7 +75,10 @@ class RequestContext:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started, status = True, message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+                # A JSON error echoing caller input must never be sniffed into HTML by a browser.
+                headers["X-Content-Type-Options"] = "nosniff"
             await send(message)
 
         try:

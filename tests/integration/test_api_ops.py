@@ -28,6 +28,7 @@ async def test_api_healthz_needs_no_auth(sqlite_url: str) -> None:
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
     assert response.headers["X-Request-Id"].startswith("req_")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 async def test_api_readyz_when_ready(sqlite_url: str) -> None:
@@ -175,3 +176,12 @@ def test_api_openapi_request_body_is_the_validating_model() -> None:
     query = {p["name"]: p["schema"] for p in listing if p.get("in") == "query"}
     assert query["limit"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
     assert query["status"]["enum"] == ["active", "completed", "expired", "failed", "cancelled"]
+
+
+async def test_api_errors_are_never_sniffed_as_html(sqlite_url: str) -> None:
+    async with running_api(sqlite_url) as api:
+        refused = await api.http.get("/v1/watches", headers={"Authorization": "Bearer <b>x</b>"})
+        missing = await api.http.get("/no/such/<script>")
+    for response in (refused, missing):
+        assert response.status_code in (401, 404)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
