@@ -98,6 +98,7 @@ def make_config(
     *,
     schedule: tuple[float, ...] = (5, 300, 1800),
     channels: dict[str, Any] | None = None,
+    timeout_s: float = 0.5,
 ) -> Config:
     return Config.model_validate(
         {
@@ -107,7 +108,7 @@ def make_config(
             },
             "channels": channels or {},
             "delivery": {
-                "timeout_s": 0.5,
+                "timeout_s": timeout_s,
                 "retry_schedule_s": list(schedule),
                 "allowed_hosts": ["127.0.0.1"],
             },
@@ -430,7 +431,9 @@ async def test_deliver_due_resends_the_same_event_id_after_a_restart(tmp_path):
 
 
 async def test_deliver_due_never_sends_a_row_twice_from_several_replicas(pg_url):
-    async with make_rig(pg_url) as rig:
+    # A generous timeout: on a loaded machine a 0.5 s one expired mid-send now and then, and the
+    # retry (5 s later) fell outside the test; the point here is claims racing, not timeouts.
+    async with make_rig(pg_url, timeout_s=5.0) as rig:
         rig.receiver.delay_s = 0.005
         expected: dict[str, list[str]] = {}
         for _ in range(20):
