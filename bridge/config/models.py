@@ -184,6 +184,8 @@ class SlackChannelConfig(_Strict):
     token: SecretStr
     channel: str = Field(min_length=1)
     base_url: str | None = None
+    # An import's message is edited at most once per this many seconds; the latest state lands.
+    edit_interval_s: float = Field(10.0, ge=0, le=3600)
 
     @field_validator("base_url")
     @classmethod
@@ -235,6 +237,8 @@ class RouteConfig(_Strict):
     accounts: list[str] | None = None
     clients: list[str] | None = None
     channels: list[str] = Field(min_length=1)
+    # Slack and email tell a job of an import inside its import's message and thread, or alone.
+    group_by: Literal["import", "job"] = "import"
 
 
 class DeliveryConfig(_Strict):
@@ -260,6 +264,13 @@ class RetentionConfig(_Strict):
     days: float = Field(30, gt=0)
 
 
+class ImportsConfig(_Strict):
+    """How imports judge their progress."""
+
+    # An import with active jobs and no image finished for this long is stalled.
+    stall_after_s: float = Field(1800, gt=0)
+
+
 class TemplatesConfig(_Strict):
     """A folder of template overrides, searched before the packaged templates."""
 
@@ -279,4 +290,5 @@ class Config(_Strict):
     routes: list[RouteConfig] = Field(default_factory=list)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    imports: ImportsConfig = Field(default_factory=ImportsConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)

@@ -26,6 +26,7 @@ from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.lanes import Destination, Held, Lanes
 from bridge.delivery.recorder import NotRecorded, Recorder
 from bridge.delivery.retry import next_step
+from bridge.events.import_events import import_of_stream
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
 from bridge.store.outbox import AttemptResult, ClaimedDelivery
@@ -288,4 +289,5 @@ def _message(row: ClaimedDelivery) -> Message:
         payload=row.payload,
         job=row.job,
         attempt=row.attempts + 1,
+        import_id=import_of_stream(row.stream),
     )

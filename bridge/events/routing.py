@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bridge.config import ChannelConfig, Config, EmailChannelConfig, RouteConfig
-from bridge.events.vocabulary import SUMMARY_EVENTS
+from bridge.config import (
+    ChannelConfig,
+    Config,
+    EmailChannelConfig,
+    RouteConfig,
+    SlackChannelConfig,
+)
+from bridge.events.vocabulary import IMPORT_SUMMARY_EVENTS, SUMMARY_EVENTS
 
 WEBHOOK_URL = "webhook_url"  # the destination name of a watch's own webhook_url
 
@@ -19,6 +25,7 @@ class WatchRoute:
     account: str
     webhook_url: str | None
     events: tuple[str, ...]
+    import_id: str | None = None  # the import the watch's job belongs to (or the import itself)
 
 
 def matches(pattern: str, event_type: str) -> bool:
@@ -49,16 +56,45 @@ class Router:
         """Where one event of `watch` goes; see `destinations`."""
         return destinations(event_type, watch, self)
 
+    def grouped_destinations(self, event_type: str, watch: WatchRoute) -> list[tuple[str, bool]]:
+        """Where one event of `watch` goes, each with whether it is told inside its import."""
+        return grouped_destinations(event_type, watch, self)
+
+
+def _told_in_import(route: RouteConfig, channel: ChannelConfig, watch: WatchRoute) -> bool:
+    """Slack and email tell a job of an import inside the import's story, unless the route says job."""
+    return (
+        watch.import_id is not None
+        and route.group_by == "import"
+        and isinstance(channel, SlackChannelConfig | EmailChannelConfig)
+    )
+
+
+def _summary_takes(event_type: str, grouped: bool) -> bool:
+    """A summary-mode email takes what ends an import, and what ends a job told on its own."""
+    return event_type in IMPORT_SUMMARY_EVENTS or (not grouped and event_type in SUMMARY_EVENTS)
+
 
 def destinations(event_type: str, watch: WatchRoute, router: Router) -> list[str]:
-    """The watch's own webhook (if its `events` cover the type), then every matching route's channels.
+    """The names of `grouped_destinations`."""
+    return [name for name, _ in grouped_destinations(event_type, watch, router)]
 
-    A channel named by several routes is listed once; an email channel in summary mode only takes the
-    events that end a job or a watch, so it sends one email per job.
+
+def grouped_destinations(
+    event_type: str, watch: WatchRoute, router: Router
+) -> list[tuple[str, bool]]:
+    """The watch's own webhook (if its `events` cover the type), then every matching route's
+    channels, each with whether the channel tells the event inside the watch's import.
+
+    A channel named by several routes is listed once, as the first of them says; an email channel
+    in summary mode only takes the events that end a job, a watch or an import, so it sends one
+    email per job (or per import, for the jobs told inside one).
     """
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
+    named: set[str] = set()
     if watch.webhook_url and matches_any(watch.events, event_type):
-        out.append(WEBHOOK_URL)
+        out.append((WEBHOOK_URL, False))
+        named.add(WEBHOOK_URL)
     for route in router.routes:
         if route.accounts is not None and watch.account not in route.accounts:
             continue
@@ -68,13 +104,15 @@ def destinations(event_type: str, watch: WatchRoute, router: Router) -> list[str
             continue
         for name in route.channels:
             channel = router.channels.get(name)
-            if name in out or channel is None:
+            if name in named or channel is None:
                 continue
+            grouped = _told_in_import(route, channel, watch)
             if (
                 isinstance(channel, EmailChannelConfig)
                 and channel.mode == "summary"
-                and event_type not in SUMMARY_EVENTS
+                and not _summary_takes(event_type, grouped)
             ):
                 continue
-            out.append(name)
+            named.add(name)
+            out.append((name, grouped))
     return out

@@ -12,14 +12,27 @@ EVENT_TYPES = (
     "watch.failed",
 )
 
+# An import's own events (CONTRACT section 7), numbered per import; the last four end it.
+IMPORT_FINAL = ("completed", "partially_completed", "failed", "cancelled")
+IMPORT_EVENT_TYPES = (
+    "import.started",
+    "import.progress",
+    "import.stalled",
+    "import.resumed",
+    *(f"import.{s}" for s in IMPORT_FINAL),
+)
+ALL_EVENT_TYPES = (*EVENT_TYPES, *IMPORT_EVENT_TYPES)
+
 # Events that end a job or its watch: a summary-mode email is sent for these only.
 SUMMARY_EVENTS = frozenset({*(f"job.{s}" for s in JOB_FINAL), "watch.failed", "watch.expired"})
+# An import's summary email is sent for these only.
+IMPORT_SUMMARY_EVENTS = frozenset(f"import.{s}" for s in IMPORT_FINAL)
 
 # What a route or a watch's `events` may name: everything, one family, or one type.
 EVENT_PATTERNS = (
     "*",
-    *dict.fromkeys(f"{t.split('.')[0]}.*" for t in EVENT_TYPES),
-    *EVENT_TYPES,
+    *dict.fromkeys(f"{t.split('.')[0]}.*" for t in ALL_EVENT_TYPES),
+    *ALL_EVENT_TYPES,
 )
 _KNOWN_PATTERNS = frozenset(EVENT_PATTERNS)
 

@@ -14,7 +14,9 @@ from random import Random
 from bridge.config import PollingConfig
 from bridge.events.change_key import OBSERVED, change_key, count_changes
 from bridge.events.diff import Change, carry_over, diff
+from bridge.events.import_events import import_stream
 from bridge.events.payloads import WatchRef, event_payload
+from bridge.events.rollup import contribution
 from bridge.events.routing import WEBHOOK_URL, Router, WatchRoute
 from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
@@ -115,8 +117,10 @@ class _Writer:
         self.events.append(
             EventRecord(event_id, watch.id, sequence, event_type, payload, self.ctx.now)
         )
-        route = WatchRoute(watch.client, watch.account, watch.webhook_url, watch.events)
-        for destination in self.ctx.router.destinations(event_type, route):
+        route = WatchRoute(
+            watch.client, watch.account, watch.webhook_url, watch.events, watch.import_id
+        )
+        for destination, grouped in self.ctx.router.grouped_destinations(event_type, route):
             if destination == WEBHOOK_URL:
                 stream, position, key = f"watch:{watch.id}", sequence, None
             else:
@@ -125,6 +129,9 @@ class _Writer:
                     continue
                 self._told.add((destination, key))
                 stream = f"job:{watch.account}/{watch.job_id}"
+                if grouped and watch.import_id is not None:
+                    # Told inside the import's message: the channel reads the import from the stream.
+                    stream = f"{import_stream(watch.import_id)}/{stream}"
                 position = self._position(event_type, change)
             self.deliveries.append(
                 NewDelivery(
@@ -162,6 +169,15 @@ def _oldest_first(watches: list[WatchRecord]) -> list[WatchRecord]:
     return sorted(watches, key=lambda w: (w.created_at, w.id))
 
 
+def _counted(
+    watch: WatchRecord, status: str, snapshot: JobSnapshot | None
+) -> dict[str, object] | None:
+    """What the watch's job adds to its import now; None for a watch outside imports."""
+    if watch.import_id is None:
+        return None
+    return contribution(status, snapshot).to_dict()
+
+
 def _observed(job: JobRow) -> dict[str, int]:
     """How many changes of each item and of the job's status earlier polls observed."""
     return dict((job.snapshot or {}).get(OBSERVED) or {})
@@ -193,7 +209,13 @@ def plan_end(
         writer.add(w, w.last_sequence + 1, f"watch.{status}", error_code=reason)
         changes.append(
             WatchChange(
-                w.id, w.last_sequence + 1, status, w.first_polled_at, reason, ERRORS[reason]
+                w.id,
+                w.last_sequence + 1,
+                status,
+                w.first_polled_at,
+                reason,
+                ERRORS[reason],
+                _counted(w, status, snapshot),
             )
         )
     left = len(watches) - len(changes)
@@ -283,14 +305,16 @@ def _plan_snapshot(
         found = since_last if w.first_polled_at is not None else diff(None, new)
         for offset, change in enumerate(found, start=1):
             writer.add(w, w.last_sequence + offset, change.type, change=change)
+        status = "completed" if new.is_final else "active"
         changes.append(
             WatchChange(
                 w.id,
                 w.last_sequence + len(found),
-                "completed" if new.is_final else "active",
+                status,
                 w.first_polled_at or ctx.now,
                 None,
                 None,
+                _counted(w, status, new),
             )
         )
     changed = bool(since_last) or old is None

@@ -13,6 +13,7 @@ from random import Random
 
 from bridge.clock import Clock
 from bridge.config import AccountConfig, PollingConfig
+from bridge.events.import_events import ImportEventPlanner
 from bridge.events.routing import Router
 from bridge.ops.metrics import Metrics
 from bridge.polling import budget
@@ -62,6 +63,7 @@ class Poller:
         self.upstream = upstream
         self.polling = polling
         self.router = router
+        self.imports = ImportEventPlanner(router)  # events of the imports its polls move
         self.metrics = metrics
         self.now = now
         self.owner = owner
@@ -145,6 +147,7 @@ class Poller:
             now=ctx.now,
             owner=self.owner,
             on_error=partial(_failed, ctx=ctx),
+            imports=self.imports,
         )
         self._committed(writes)
         verdicts = _key_verdicts(outcomes)
@@ -213,7 +216,10 @@ class Poller:
         keys = await self.store.jobs.watched_by_account(account)
         ctx = self._context()
         writes = await self.store.jobs.apply_plans(
-            keys, partial(_end, ctx=ctx, reason="invalid_api_key", only_expired=False), now=ctx.now
+            keys,
+            partial(_end, ctx=ctx, reason="invalid_api_key", only_expired=False),
+            now=ctx.now,
+            imports=self.imports,
         )
         self._committed(writes)
 
@@ -223,7 +229,10 @@ class Poller:
         if keys:
             ctx = self._context(now)
             writes = await self.store.jobs.apply_plans(
-                keys, partial(_end, ctx=ctx, reason="watch_expired", only_expired=True), now=now
+                keys,
+                partial(_end, ctx=ctx, reason="watch_expired", only_expired=True),
+                now=now,
+                imports=self.imports,
             )
             self._committed(writes)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bridge.store.channel_state import ChannelState
 from bridge.store.database import Database
 from bridge.store.engine import create_engine, migrate
+from bridge.store.imports import Imports
 from bridge.store.jobqueue import JobQueue
 from bridge.store.ops import OperatorQueries
 from bridge.store.outbox import Outbox
@@ -29,6 +30,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.watches = Watches(db)
+        self.imports = Imports(db)
         self.jobs = JobQueue(db)
         self.outbox = Outbox(db)
         self.channel_state = ChannelState(db)

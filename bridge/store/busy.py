@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, func, not_, true
 
-from bridge.store.tables import deliveries, watches
+from bridge.store.tables import deliveries, imports, watches
 
 D = deliveries
 WATCH_WEBHOOK = "webhook_url"  # the destination of a watch's own webhook (events.routing's name)
@@ -33,7 +33,7 @@ def not_busy(busy: Busy) -> ColumnElement[bool]:
     clauses: list[ColumnElement[bool]] = []
     if busy.channels:
         clauses.append(D.c.destination.not_in(sorted(busy.channels)))
-    url = watches.c.webhook_url
+    url = func.coalesce(watches.c.webhook_url, imports.c.webhook_url)  # an import's own events
     for origin in sorted(busy.origins):
         # The URL starts with the origin and the origin ends there (no "http://h:80" for "http://h:8").
         on_origin = and_(

@@ -67,6 +67,7 @@ class Repository:
     """Base of the repositories: each owns some tables and reaches them through one Database."""
 
     def __init__(self, db: Database) -> None:
+        self._db = db
         self.engine = db.engine
         self.reader = db.reader
         self.dialect = db.dialect

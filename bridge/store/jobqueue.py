@@ -18,9 +18,11 @@ from sqlalchemy import bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.events.import_events import ImportEventPlanner
 from bridge.store.claims import HOUR, Candidate, due_candidates, in_flight, poll_windows
 from bridge.store.claims import lease as lease_jobs
 from bridge.store.database import Repository
+from bridge.store.import_writes import import_changes, roll_up
 from bridge.store.plan_writes import (
     Planner,
     active_watches,
@@ -246,9 +248,11 @@ class JobQueue(Repository):
         now: datetime,
         owner: str | None = None,
         on_error: Planner | None = None,
+        imports: ImportEventPlanner | None = None,
     ) -> list[JobWrite]:
         """In one transaction: lock the jobs (only those still leased to `owner`, when given) and their
-        active watches, ask `planner` what to write for each, and write it all.
+        active watches, ask `planner` what to write for each, and write it all, with what it
+        changes in the watches' imports (whose events `imports` plans).
 
         A job whose planning raises gets `on_error`'s plan instead (without one it is skipped and
         its lease expires). Should the batch's rows fail to write, the jobs are written one at a
@@ -257,7 +261,7 @@ class JobQueue(Repository):
         if not keys:
             return []
         try:
-            return await self._apply(keys, planner, on_error, now=now, owner=owner)
+            return await self._apply(keys, planner, on_error, now=now, owner=owner, imports=imports)
         except StatementError as exc:
             if on_error is None or storage_down(exc):
                 raise
@@ -265,14 +269,18 @@ class JobQueue(Repository):
         writes: list[JobWrite] = []
         for key in keys:
             try:
-                writes += await self._apply([key], planner, on_error, now=now, owner=owner)
+                writes += await self._apply(
+                    [key], planner, on_error, now=now, owner=owner, imports=imports
+                )
             except StatementError as exc:
                 if storage_down(exc):
                     raise
                 log.exception(
                     "writing a job's poll failed", extra={"account": key[0], "job_id": key[1]}
                 )
-                writes += await self._apply([key], on_error, None, now=now, owner=owner)
+                writes += await self._apply(
+                    [key], on_error, None, now=now, owner=owner, imports=imports
+                )
         return writes
 
     async def _apply(
@@ -283,6 +291,7 @@ class JobQueue(Repository):
         *,
         now: datetime,
         owner: str | None,
+        imports: ImportEventPlanner | None,
     ) -> list[JobWrite]:
         async with self.engine.begin() as conn:
             query = (
@@ -304,4 +313,7 @@ class JobQueue(Repository):
                     planned.append(job)
                     writes.append(write)
             await write_plans(conn, planned, writes, now=now)
+            changes = import_changes(planned, writes, active)
+            if changes and imports is not None:
+                await roll_up(conn, changes, planner=imports, now=now)
         return writes

@@ -130,7 +130,7 @@ class OperatorQueries(Repository):
         from, or None when done)."""
         query = (
             select(D.c.id)
-            .select_from(D.join(watches, watches.c.id == D.c.watch_id))
+            .select_from(D.outerjoin(watches, watches.c.id == D.c.watch_id))
             .where(D.c.destination == destination, D.c.status == "dead")
             .where(STILL_WANTED)
         )

@@ -13,13 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, update
 from sqlalchemy.engine import Row
 
 from bridge.store.busy import NOTHING_BUSY, Busy, not_busy
 from bridge.store.database import Repository
 from bridge.store.records import DeliveryRecord
-from bridge.store.tables import deliveries, delivery_attempts, events, upstream_jobs, watches
+from bridge.store.tables import (
+    deliveries,
+    delivery_attempts,
+    events,
+    imports,
+    upstream_jobs,
+    watches,
+)
 from bridge.store.watches import delivery_record
 
 EXCERPT_CHARS = 1_000
@@ -45,9 +52,10 @@ class ClaimedDelivery:
     payload: dict[str, Any]  # the event as CONTRACT section 4
     client: str
     account: str
-    job_id: str
+    job_id: str  # "" for an import's own event
     webhook_url: str | None
     job: dict[str, Any] | None  # upstream_jobs.snapshot of the watch's job, None before a poll
+    stream: str  # `import:<id>...` for an import's events and the jobs told inside it
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +96,18 @@ _CLAIM_COLUMNS: tuple[Any, ...] = (
     events.c.type.label("event_type"),
     events.c.created_at.label("event_created_at"),
     events.c.payload,
-    watches.c.client,
-    watches.c.account,
-    watches.c.job_id,
-    watches.c.webhook_url,
+    # An import's own events belong to the import (its id in `watch_id`), not to a watch.
+    func.coalesce(watches.c.client, imports.c.client).label("client"),
+    func.coalesce(watches.c.account, imports.c.account).label("account"),
+    func.coalesce(watches.c.job_id, "").label("job_id"),
+    func.coalesce(watches.c.webhook_url, imports.c.webhook_url).label("webhook_url"),
     upstream_jobs.c.snapshot.label("job"),
+    D.c.stream,
 )
 _CLAIM_JOIN = (
     D.join(events, events.c.id == D.c.event_id)
-    .join(watches, watches.c.id == D.c.watch_id)
+    .outerjoin(watches, watches.c.id == D.c.watch_id)
+    .outerjoin(imports, imports.c.id == D.c.watch_id)
     .outerjoin(
         upstream_jobs,
         and_(
@@ -114,7 +125,10 @@ _WAITS_FOR_EARLIER = exists().where(
 )
 # Nothing more goes to a cancelled watch's own webhook; a configured channel (a delivery with a
 # change key) is about the job, and still hears the changes observed before the cancel.
-STILL_WANTED = or_(D.c.change_key.is_not(None), watches.c.status != "cancelled")
+# An import's own webhook hears everything, its cancellation included.
+STILL_WANTED = or_(
+    D.c.change_key.is_not(None), watches.c.status != "cancelled", watches.c.id.is_(None)
+)
 
 
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
@@ -267,11 +281,15 @@ class Outbox(Repository):
         """
         found = (
             select(deliveries, watches.c.status.label("watch_status"))
-            .select_from(deliveries.join(watches, watches.c.id == deliveries.c.watch_id))
+            .select_from(
+                deliveries.outerjoin(watches, watches.c.id == deliveries.c.watch_id).outerjoin(
+                    imports, imports.c.id == deliveries.c.watch_id
+                )
+            )
             .where(deliveries.c.id == delivery_id)
         )
         if client is not None:
-            found = found.where(watches.c.client == client)
+            found = found.where(func.coalesce(watches.c.client, imports.c.client) == client)
         if destination is not None:
             found = found.where(deliveries.c.destination == destination)
         async with self.engine.begin() as conn:

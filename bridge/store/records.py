@@ -32,6 +32,8 @@ class WatchRecord:
     job: dict[str, Any] | None  # the last stored snapshot of the upstream job, with items
     last_polled_at: datetime | None
     next_poll_at: datetime | None
+    import_id: str | None = None  # the import the watch belongs to
+    counted: dict[str, Any] | None = None  # what its job last added to the import's roll-up
 
 
 @dataclass(frozen=True, slots=True)

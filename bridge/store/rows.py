@@ -78,6 +78,8 @@ class WatchChange:
     first_polled_at: datetime | None
     error_code: str | None
     error_message: str | None
+    # For a watch in an import: what its job adds to the import now (a Contribution's dict).
+    counted: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

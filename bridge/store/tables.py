@@ -69,12 +69,78 @@ watches = Table(
     Column(
         "ended_at", UTCDateTime
     ),  # set when the status leaves `active`; retention counts from it
+    # The import the watch's job belongs to, and what the job adds to that import's roll-up as
+    # last counted (bridge.events.rollup.Contribution): the next poll adds only the difference.
+    Column("import_id", String(40)),
+    Column("counted", JSON),
     UniqueConstraint("client", "idempotency_key", name="uq_watches_client_idempotency_key"),
     Index("ix_watches_job", "account", "job_id", "status"),
     Index("ix_watches_client", "client", "id"),
     Index("ix_watches_client_status", "client", "status"),
     Index("ix_watches_expiry", "status", "expires_at"),
     Index("ix_watches_ended", "ended_at"),
+    Index("ix_watches_import", "import_id", "job_id"),
+)
+
+# A catalog import: its jobs are watches with its id; its counts are rolled up incrementally by
+# the transactions that poll them (bridge.events.rollup), never recounted from every item.
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("client", String(200), nullable=False),
+    Column("account", String(200), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("closed", Boolean, nullable=False, default=False),
+    Column("expected_jobs", Integer),
+    Column("webhook_url", Text),
+    Column("events", JSON, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("idempotency_key", String(255)),
+    Column("last_sequence", Integer, nullable=False, default=0),
+    Column("jobs_total", Integer, nullable=False, default=0),
+    Column("jobs_active", Integer, nullable=False, default=0),
+    Column("jobs_completed", Integer, nullable=False, default=0),
+    Column("jobs_partially_completed", Integer, nullable=False, default=0),
+    Column("jobs_failed", Integer, nullable=False, default=0),
+    Column("jobs_cancelled", Integer, nullable=False, default=0),
+    Column("images_total", Integer, nullable=False, default=0),
+    Column("images_completed", Integer, nullable=False, default=0),
+    Column("images_failed", Integer, nullable=False, default=0),
+    Column("credits_used", BigInteger, nullable=False, default=0),
+    Column("started", Boolean, nullable=False, default=False),
+    Column("progress_tenths", Integer, nullable=False, default=0),
+    Column("stalled", Boolean, nullable=False, default=False),
+    Column("started_at", UTCDateTime),
+    Column("last_finished_at", UTCDateTime),
+    Column("finished_by_minute", JSON, nullable=False),  # {"<unix minute>": images} for an hour
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    UniqueConstraint("client", "idempotency_key", name="uq_imports_client_idempotency_key"),
+    Index("ix_imports_client", "client", "id"),
+    Index("ix_imports_status", "status", "last_finished_at"),
+    Index("ix_imports_ended", "ended_at"),
+)
+
+# Each failed (or cancelled) image of an import, in the order the polls found them: the failures
+# listing, its CSV, and the Slack thread replies read from here.
+import_failures = Table(
+    "import_failures",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("import_id", String(40), nullable=False),
+    Column("job_id", String(64), nullable=False),
+    Column("item_id", String(200), nullable=False),
+    Column("external_id", Text),
+    Column("error_code", Text),
+    Column("error_message", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("import_id", "job_id", "item_id", name="uq_import_failures_item"),
+    Index("ix_import_failures_import", "import_id", "id"),
 )
 
 upstream_jobs = Table(

@@ -55,6 +55,8 @@ def watch_record(m: Mapping[str, Any]) -> WatchRecord:
         job=m["snapshot"],
         last_polled_at=m["last_polled_at"],
         next_poll_at=m["next_poll_at"] if m["status"] == "active" else None,
+        import_id=m.get("import_id"),
+        counted=m.get("counted"),
     )
 
 
@@ -62,6 +64,47 @@ def delivery_record(row: Row[Any]) -> DeliveryRecord:
     """Build a DeliveryRecord from a `deliveries` row."""
     m = row._mapping
     return DeliveryRecord(**{name: m[name] for name in DeliveryRecord.__slots__})
+
+
+async def schedule_first_poll(
+    conn: AsyncConnection, dialect: str, *, account: str, job_id: str, now: datetime
+) -> None:
+    """Make the job due now and first in line: a new watch learns its job's state quickly."""
+    stmt = insert_for(dialect, upstream_jobs).values(
+        account=account,
+        job_id=job_id,
+        final=False,
+        next_poll_at=now,
+        interval_s=0.0,
+        priority=1,
+        not_found_count=0,
+        error_count=0,
+        failure_count=0,
+        created_at=now,
+        updated_at=now,
+    )
+    table = stmt.excluded
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["account", "job_id"],
+            set_={
+                "priority": 1,
+                "final": False,
+                # A new watch gets its own retries: earlier 404s and errors are forgotten.
+                "not_found_count": 0,
+                "first_not_found_at": None,
+                "error_count": 0,
+                "failure_count": 0,
+                "next_poll_at": func.coalesce(
+                    func.min(upstream_jobs.c.next_poll_at, table.next_poll_at)
+                    if dialect == "sqlite"
+                    else func.least(upstream_jobs.c.next_poll_at, table.next_poll_at),
+                    table.next_poll_at,
+                ),
+                "updated_at": table.updated_at,
+            },
+        )
+    )
 
 
 class WatchLimitReached(Exception):
@@ -107,7 +150,7 @@ class Watches(Repository):
         try:
             async with self.engine.begin() as conn:
                 if max_active is not None:
-                    await self._check_limit(conn, client=client, limit=max_active)
+                    await self.check_limit(conn, client=client, limit=max_active)
                 await conn.execute(
                     watches.insert().values(
                         id=watch_id,
@@ -125,7 +168,9 @@ class Watches(Repository):
                         expires_at=now + ttl,
                     )
                 )
-                await self._schedule_first_poll(conn, account=account, job_id=job_id, now=now)
+                await schedule_first_poll(
+                    conn, self.dialect, account=account, job_id=job_id, now=now
+                )
                 created = await self._select_watch(conn, watches.c.id == watch_id)
         except IntegrityError:
             # Two requests with one Idempotency-Key raced; the other one's watch is the answer.
@@ -136,10 +181,12 @@ class Watches(Repository):
         assert created is not None
         return created, True
 
-    async def _check_limit(self, conn: AsyncConnection, *, client: str, limit: int) -> None:
-        """Raise WatchLimitReached if the client has `limit` active watches (counted on an index,
-        at most `limit` rows). PostgreSQL: the client's registrations take turns, so two at once
-        cannot both take the last place; SQLite has one writer."""
+    async def check_limit(
+        self, conn: AsyncConnection, *, client: str, limit: int, adding: int = 1
+    ) -> None:
+        """Raise WatchLimitReached unless the client has room for `adding` more active watches
+        (counted on an index, at most `limit` rows). PostgreSQL: the client's registrations take
+        turns, so two at once cannot both take the last place; SQLite has one writer."""
         if self.dialect == "postgresql":
             await conn.execute(
                 text("SELECT pg_advisory_xact_lock(:space, hashtext(:client))"),
@@ -151,7 +198,7 @@ class Watches(Repository):
             .limit(limit)
             .subquery()
         )
-        if (await conn.scalar(select(func.count()).select_from(active)) or 0) >= limit:
+        if (await conn.scalar(select(func.count()).select_from(active)) or 0) + adding > limit:
             raise WatchLimitReached(limit)
 
     async def _watch_by_key(self, client: str, key: str) -> WatchRecord | None:
@@ -160,46 +207,6 @@ class Watches(Repository):
                 conn, watches.c.client == client, watches.c.idempotency_key == key
             )
 
-    async def _schedule_first_poll(
-        self, conn: AsyncConnection, *, account: str, job_id: str, now: datetime
-    ) -> None:
-        """Make the job due now and first in line: a new watch learns its job's state quickly."""
-        stmt = insert_for(self.dialect, upstream_jobs).values(
-            account=account,
-            job_id=job_id,
-            final=False,
-            next_poll_at=now,
-            interval_s=0.0,
-            priority=1,
-            not_found_count=0,
-            error_count=0,
-            failure_count=0,
-            created_at=now,
-            updated_at=now,
-        )
-        table = stmt.excluded
-        await conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["account", "job_id"],
-                set_={
-                    "priority": 1,
-                    "final": False,
-                    # A new watch gets its own retries: earlier 404s and errors are forgotten.
-                    "not_found_count": 0,
-                    "first_not_found_at": None,
-                    "error_count": 0,
-                    "failure_count": 0,
-                    "next_poll_at": func.coalesce(
-                        func.min(upstream_jobs.c.next_poll_at, table.next_poll_at)
-                        if self.dialect == "sqlite"
-                        else func.least(upstream_jobs.c.next_poll_at, table.next_poll_at),
-                        table.next_poll_at,
-                    ),
-                    "updated_at": table.updated_at,
-                },
-            )
-        )
-
     async def get(self, *, watch_id: str, client: str | None = None) -> WatchRecord | None:
         """One watch; with `client`, only that client's (another client's watch does not exist)."""
         conditions = [watches.c.id == watch_id]
@@ -207,6 +214,16 @@ class Watches(Repository):
             conditions.append(watches.c.client == client)
         async with self.reader.connect() as conn:
             return await self._select_watch(conn, *conditions)
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, WatchRecord]:
+        """The watches with these ids that exist."""
+        if not ids:
+            return {}
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(
+                select(*_WATCH_COLUMNS).select_from(_JOIN).where(watches.c.id.in_(list(ids)))
+            )
+            return {r.id: _watch(r) for r in rows}
 
     async def page(
         self, *, client: str | None, status: str | None, limit: int, cursor: str | None
@@ -270,10 +287,11 @@ class Watches(Repository):
                     .where(*own_pending)
                     .values(status="dead", last_error="watch cancelled", updated_at=now)
                 )
-                await self._stop_if_unwatched(conn, account=watch.account, job_id=watch.job_id)
+                await self.stop_if_unwatched(conn, account=watch.account, job_id=watch.job_id)
             return watch
 
-    async def _stop_if_unwatched(self, conn: AsyncConnection, *, account: str, job_id: str) -> None:
+    @staticmethod
+    async def stop_if_unwatched(conn: AsyncConnection, *, account: str, job_id: str) -> None:
         """Stop polling a job that no active watch wants any more."""
         still_watched = (
             select(watches.c.id)

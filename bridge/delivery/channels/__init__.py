@@ -27,6 +27,9 @@ class Message:
         Mapping[str, Any] | None
     )  # the latest stored job with all its items (JobSnapshot.to_dict())
     attempt: int = 1  # 1 on the first try
+    # Set when the event is told inside an import's story (its own events, and with a route's
+    # `group_by: import` its jobs' events in Slack and email): the import's id.
+    import_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,428 @@
+"""Import queries: create, read, page, add jobs, close, cancel, find stalls; list failures.
+
+Every write that changes an import's roll-up locks its row last (after any job and watch rows, the
+order the poller takes them in), folds the change in and records the import events it makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.events.import_events import ImportEventPlanner
+from bridge.events.import_view import ImportRecord
+from bridge.events.rollup import Contribution, Tally, cancel, close, fold, stall
+from bridge.ids import new_id
+from bridge.store.database import Repository
+from bridge.store.import_writes import (
+    import_record,
+    lock_imports,
+    tally_columns,
+    write_import_events,
+    write_imports,
+)
+from bridge.store.records import WatchRecord
+from bridge.store.tables import deliveries, import_failures, imports, upstream_jobs, watches
+from bridge.store.watches import Watches, WatchLimitReached, schedule_first_poll
+
+I, W, F = imports, watches, import_failures  # noqa: E741
+
+
+class ImportNotFound(Exception):
+    """No such import, or another client's."""
+
+
+class ImportClosed(Exception):
+    """The import takes no more jobs."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailureRecord:
+    """One failed image of an import, ready to resubmit."""
+
+    id: int
+    job_id: str
+    item_id: str
+    external_id: str | None
+    error_code: str | None
+    error_message: str | None
+
+
+class Imports(Repository):
+    """Imports: their rows, their jobs (watches with the import's id) and their failures."""
+
+    async def create(
+        self,
+        *,
+        client: str,
+        account: str,
+        name: str,
+        webhook_url: str | None,
+        events: Sequence[str],
+        metadata: dict[str, str],
+        expected_jobs: int | None,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> tuple[ImportRecord, bool]:
+        """Create an open import; returns (import, created). One Idempotency-Key, one import."""
+        if idempotency_key is not None:
+            existing = await self._by_key(client, idempotency_key)
+            if existing is not None:
+                return existing, False
+        import_id = new_id("imp")
+        values = {
+            "id": import_id,
+            "client": client,
+            "account": account,
+            "name": name,
+            "webhook_url": webhook_url,
+            "events": list(events),
+            "metadata": metadata,
+            "idempotency_key": idempotency_key,
+            "last_sequence": 0,
+            **tally_columns(Tally(expected_jobs=expected_jobs)),
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(I.insert().values(**values))
+        except IntegrityError:
+            existing = await self._by_key(client, idempotency_key or "")
+            if existing is None:
+                raise
+            return existing, False
+        record = await self.get(import_id=import_id)
+        assert record is not None
+        return record, True
+
+    async def _by_key(self, client: str, key: str) -> ImportRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(I).where(I.c.client == client, I.c.idempotency_key == key)
+                )
+            ).first()
+        return import_record(row._mapping) if row else None
+
+    async def get(self, *, import_id: str, client: str | None = None) -> ImportRecord | None:
+        """One import; with `client`, only that client's (another client's does not exist)."""
+        query = select(I).where(I.c.id == import_id)
+        if client is not None:
+            query = query.where(I.c.client == client)
+        async with self.reader.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return import_record(row._mapping) if row else None
+
+    async def get_many(self, ids: Sequence[str]) -> dict[str, ImportRecord]:
+        """The imports with these ids that exist."""
+        if not ids:
+            return {}
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(select(I).where(I.c.id.in_(sorted(set(ids)))))
+            return {r.id: import_record(r._mapping) for r in rows}
+
+    async def page(
+        self, *, client: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[ImportRecord], str | None]:
+        """A page of the client's imports (every client's when None), newest first."""
+        query = select(I)
+        if client is not None:
+            query = query.where(I.c.client == client)
+        if status:
+            query = query.where(I.c.status == status)
+        if cursor:
+            query = query.where(I.c.id < cursor)
+        query = query.order_by(I.c.id.desc()).limit(limit + 1)
+        async with self.reader.connect() as conn:
+            rows = [import_record(r._mapping) for r in await conn.execute(query)]
+        page = rows[:limit]
+        return page, (page[-1].id if len(rows) > limit else None)
+
+    async def jobs(
+        self, *, import_id: str, limit: int, cursor: str | None
+    ) -> tuple[list[WatchRecord], str | None]:
+        """A page of the import's watches in the order they were added."""
+        query = select(W.c.id).where(W.c.import_id == import_id)
+        if cursor:
+            query = query.where(W.c.id > cursor)
+        async with self.reader.connect() as conn:
+            ids = [r.id for r in await conn.execute(query.order_by(W.c.id).limit(limit + 1))]
+        found = await Watches(self._db).get_many(ids[:limit])
+        page = [found[i] for i in ids[:limit] if i in found]
+        return page, (page[-1].id if len(ids) > limit and page else None)
+
+    async def add_jobs(
+        self,
+        *,
+        import_id: str,
+        client: str,
+        job_ids: Sequence[str],
+        metadata: dict[str, str],
+        now: datetime,
+        ttl: timedelta,
+        planner: ImportEventPlanner,
+        max_active: int | None = None,
+    ) -> list[WatchRecord]:
+        """One watch per job in the import (a job already in it keeps its watch), in the order
+        given. Raises ImportNotFound, ImportClosed or WatchLimitReached."""
+        wanted = list(dict.fromkeys(job_ids))
+        async with self.engine.begin() as conn:
+            record = await self._owned(conn, import_id, client)
+            existing = await self._watch_ids(conn, import_id, wanted)
+            new = [j for j in wanted if j not in existing]
+            if new:
+                if record.tally.closed:
+                    raise ImportClosed(import_id)
+                if max_active is not None:
+                    await Watches(self._db).check_limit(
+                        conn, client=client, limit=max_active, adding=len(new)
+                    )
+                created = await self._insert_watches(conn, record, new, metadata, now, ttl)
+                existing.update(created)
+                locked = (await lock_imports(conn, [import_id]))[import_id]
+                if locked.tally.closed:  # closed while we inserted: roll all of it back
+                    raise ImportClosed(import_id)
+                await self._fold_new(conn, locked, len(new), planner=planner, now=now)
+        found = await Watches(self._db).get_many([existing[j] for j in wanted])
+        return [found[existing[j]] for j in wanted]
+
+    async def _owned(self, conn: AsyncConnection, import_id: str, client: str) -> ImportRecord:
+        row = (
+            await conn.execute(select(I).where(I.c.id == import_id, I.c.client == client))
+        ).first()
+        if row is None:
+            raise ImportNotFound(import_id)
+        return import_record(row._mapping)
+
+    async def _watch_ids(
+        self, conn: AsyncConnection, import_id: str, job_ids: Sequence[str]
+    ) -> dict[str, str]:
+        rows = await conn.execute(
+            select(W.c.job_id, W.c.id).where(W.c.import_id == import_id, W.c.job_id.in_(job_ids))
+        )
+        return {r.job_id: r.id for r in rows}
+
+    async def _insert_watches(
+        self,
+        conn: AsyncConnection,
+        record: ImportRecord,
+        job_ids: Sequence[str],
+        metadata: dict[str, str],
+        now: datetime,
+        ttl: timedelta,
+    ) -> dict[str, str]:
+        ids = {job_id: new_id("wat") for job_id in job_ids}
+        counted = Contribution().to_dict()
+        await conn.execute(
+            W.insert(),
+            [
+                {
+                    "id": ids[job_id],
+                    "client": record.client,
+                    "account": record.account,
+                    "job_id": job_id,
+                    "status": "active",
+                    "webhook_url": record.webhook_url,
+                    "events": list(record.events),
+                    "metadata": {**record.metadata, **metadata},
+                    "idempotency_key": None,
+                    "last_sequence": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                    "expires_at": now + ttl,
+                    "import_id": record.id,
+                    "counted": counted,
+                }
+                for job_id in job_ids
+            ],
+        )
+        for job_id in sorted(job_ids):  # one lock order: the poller locks jobs sorted too
+            await schedule_first_poll(
+                conn, self.dialect, account=record.account, job_id=job_id, now=now
+            )
+        return ids
+
+    async def _fold_new(
+        self,
+        conn: AsyncConnection,
+        record: ImportRecord,
+        count: int,
+        *,
+        planner: ImportEventPlanner,
+        now: datetime,
+    ) -> None:
+        tally = record.tally
+        for _ in range(count):
+            tally = fold(tally, None, Contribution(), now=now)
+        expected = tally.expected_jobs
+        if expected is not None and tally.jobs["total"] >= expected:
+            tally = replace(tally, closed=True)
+        after, planned = planner.plan(record, tally, [], now=now)
+        await write_imports(conn, [after], now=now)
+        await write_import_events(conn, planned, now=now)
+
+    async def close(
+        self, *, import_id: str, client: str | None, now: datetime, planner: ImportEventPlanner
+    ) -> ImportRecord:
+        """No more jobs will come; an import whose jobs have all ended ends now. Raises
+        ImportNotFound."""
+        async with self.engine.begin() as conn:
+            await self._check(conn, import_id, client)
+            record = (await lock_imports(conn, [import_id]))[import_id]
+            tally, types = close(record.tally, now=now)
+            if tally != record.tally:
+                after, planned = planner.plan(record, tally, types, now=now)
+                await write_imports(conn, [after], now=now)
+                await write_import_events(conn, planned, now=now)
+        found = await self.get(import_id=import_id)
+        assert found is not None
+        return found
+
+    async def _check(self, conn: AsyncConnection, import_id: str, client: str | None) -> None:
+        query = select(I.c.id).where(I.c.id == import_id)
+        if client is not None:
+            query = query.where(I.c.client == client)
+        if (await conn.execute(query)).first() is None:
+            raise ImportNotFound(import_id)
+
+    async def cancel(
+        self, *, import_id: str, client: str | None, now: datetime, planner: ImportEventPlanner
+    ) -> ImportRecord:
+        """Cancel the import and its active watches (nothing more is polled or sent for them);
+        an ended import stays as it is. Raises ImportNotFound."""
+        async with self.engine.begin() as conn:
+            await self._check(conn, import_id, client)
+            active = await conn.execute(
+                select(W.c.account, W.c.job_id)
+                .where(W.c.import_id == import_id, W.c.status == "active")
+                .order_by(W.c.account, W.c.job_id)
+            )
+            keys = [(r.account, r.job_id) for r in active]
+            for account, job_id in keys:  # jobs, then watches, then the import: the poller's order
+                await conn.execute(
+                    select(upstream_jobs.c.job_id)
+                    .where(upstream_jobs.c.account == account, upstream_jobs.c.job_id == job_id)
+                    .with_for_update()
+                )
+            record = await self._cancel_watches(conn, import_id, now=now)
+            tally, types = cancel(record.tally, now=now)
+            after, planned = planner.plan(record, tally, types, now=now)
+            await write_imports(conn, [after], now=now)
+            await write_import_events(conn, planned, now=now)
+            for account, job_id in keys:
+                await Watches.stop_if_unwatched(conn, account=account, job_id=job_id)
+        found = await self.get(import_id=import_id)
+        assert found is not None
+        return found
+
+    async def _cancel_watches(
+        self, conn: AsyncConnection, import_id: str, *, now: datetime
+    ) -> ImportRecord:
+        """Cancel the import's active watches, folding each into the import; the import, locked."""
+        rows = await conn.execute(
+            select(W.c.id, W.c.counted)
+            .where(W.c.import_id == import_id, W.c.status == "active")
+            .order_by(W.c.id)
+            .with_for_update()
+        )
+        cancelled = [(r.id, Contribution.from_dict(r.counted) or Contribution()) for r in rows]
+        record = (await lock_imports(conn, [import_id]))[import_id]
+        if not cancelled:
+            return record
+        ids = [watch_id for watch_id, _ in cancelled]
+        await conn.execute(
+            update(W)
+            .where(W.c.id.in_(ids))
+            .values(status="cancelled", updated_at=now, ended_at=now)
+        )
+        own = (
+            deliveries.c.watch_id.in_(ids),
+            deliveries.c.status == "pending",
+            deliveries.c.change_key.is_(None),
+        )
+        await conn.execute(
+            update(deliveries)
+            .where(*own)
+            .values(status="dead", last_error="import cancelled", updated_at=now)
+        )
+        tally = record.tally
+        for _, old in cancelled:
+            tally = fold(tally, old, replace(old, state="cancelled"), now=now)
+        # `counted` of each cancelled watch is its last contribution with state cancelled.
+        for watch_id, old in cancelled:
+            await conn.execute(
+                update(W)
+                .where(W.c.id == watch_id)
+                .values(counted=replace(old, state="cancelled").to_dict())
+            )
+        return replace(record, tally=tally)
+
+    async def stall_due(
+        self,
+        *,
+        now: datetime,
+        stall_after: timedelta,
+        planner: ImportEventPlanner,
+        limit: int = 100,
+    ) -> int:
+        """Mark running imports that finished no image for `stall_after` as stalled, with
+        `import.stalled`; returns how many."""
+        cutoff = now - stall_after
+        query = (
+            select(I.c.id)
+            .where(I.c.status == "running", I.c.stalled.is_(False), I.c.jobs_active > 0)
+            .where(func.coalesce(I.c.last_finished_at, I.c.started_at) <= cutoff)
+            .order_by(I.c.id)
+            .limit(limit)
+        )
+        async with self.engine.begin() as conn:
+            ids = [r.id for r in await conn.execute(query)]
+            if not ids:
+                return 0
+            updated, planned = [], []
+            for record in (await lock_imports(conn, ids)).values():
+                tally, types = stall(record.tally, now=now, stall_after=stall_after)
+                if types:
+                    after, made = planner.plan(record, tally, types, now=now)
+                    updated.append(after)
+                    planned += made
+            await write_imports(conn, updated, now=now)
+            await write_import_events(conn, planned, now=now)
+        return len(updated)
+
+    async def failures(
+        self, *, import_id: str, limit: int, after: int | None = None
+    ) -> list[FailureRecord]:
+        """A page of the import's failed images in the order they were found."""
+        query = select(F).where(F.c.import_id == import_id)
+        if after is not None:
+            query = query.where(F.c.id > after)
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(query.order_by(F.c.id).limit(limit))
+            return [_failure(r._mapping) for r in rows]
+
+    async def iter_failures(
+        self, *, import_id: str, batch: int = 500
+    ) -> AsyncIterator[list[FailureRecord]]:
+        """Every failed image of the import, a batch at a time (so a CSV streams, never held whole)."""
+        after: int | None = None
+        while True:
+            page = await self.failures(import_id=import_id, limit=batch, after=after)
+            if not page:
+                return
+            yield page
+            after = page[-1].id
+
+
+def _failure(m: Any) -> FailureRecord:
+    return FailureRecord(**{name: m[name] for name in FailureRecord.__slots__})
+
+
+__all__ = ["FailureRecord", "ImportClosed", "ImportNotFound", "Imports", "WatchLimitReached"]
