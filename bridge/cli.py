@@ -104,6 +104,10 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.import_:
+        from bridge.devtools.demo_import import run_import_demo
+
+        return asyncio.run(run_import_demo(jobs=args.jobs, items=min(args.items, 5)))
     from bridge.devtools.demo import run_demo
 
     return asyncio.run(run_demo(items=args.items, seconds_per_item=args.seconds_per_item))
@@ -156,6 +160,13 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the whole bridge on embedded defaults and exit")
     demo.add_argument("--items", type=int, default=20, choices=range(1, 21), metavar="1..20")
     demo.add_argument("--seconds-per-item", type=float, default=0.4)
+    demo.add_argument(
+        "--import",
+        dest="import_",
+        action="store_true",
+        help="run a catalog import of a few jobs instead, told as one story",
+    )
+    demo.add_argument("--jobs", type=int, default=4, choices=range(1, 11), metavar="1..10")
     demo.set_defaults(func=_demo)
     dev = sub.add_parser(
         "dev", help="run the simulator and the bridge on 127.0.0.1 with fresh secrets"

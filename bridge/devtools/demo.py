@@ -69,6 +69,14 @@ class Receiver:
 
     def _show(self, event: dict[str, Any]) -> None:
         data = event["data"]
+        if "import" in data:  # an import's own event: its share done
+            images = data["import"]["images"]
+            done = images["completed"] + images["failed"]
+            print(
+                f"  {time.monotonic() - self.started:5.1f}s  #{data['sequence']:<3} "
+                f"{event['type']:<24}{done}/{images['total']} images finished"
+            )
+            return
         item = data.get("item") or {}
         job = data.get("job") or {}
         what = item.get("external_id") or ""
