@@ -48,11 +48,14 @@ def cpu_seconds() -> float:
 
 
 @contextlib.contextmanager
-def simulator(jobs: int) -> Iterator[tuple[str, list[str], list[str]]]:
+def simulator(
+    jobs: int, seconds_per_item: float | None = None, jobs_per_key: int = 1
+) -> Iterator[tuple[str, list[str], list[str]]]:
     """Run bench/simserver.py in its own process; yields (url, keys, job ids)."""
     out = Path(tempfile.mkdtemp()) / "jobs.json"
+    extra = [str(seconds_per_item or 10**6), str(jobs_per_key)]
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).parent / "simserver.py"), str(jobs), str(out)],
+        [sys.executable, str(Path(__file__).parent / "simserver.py"), str(jobs), str(out), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

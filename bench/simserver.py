@@ -1,6 +1,9 @@
 """A simulator process for benchmarks: N keys, one never-ending job each, no limits.
 
-python bench/simserver.py N OUT.json   # writes {"url", "keys", "jobs"} to OUT.json once serving
+python bench/simserver.py N OUT.json [SECONDS_PER_ITEM [JOBS_PER_KEY]]   # writes {"url", "keys", "jobs"}
+
+With SECONDS_PER_ITEM the jobs move (an image finishes every so many seconds), so polls find changes;
+with JOBS_PER_KEY, N jobs share N / JOBS_PER_KEY keys (job i is on key i // JOBS_PER_KEY).
 """
 
 from __future__ import annotations
@@ -33,15 +36,19 @@ def main() -> None:
     from bridge.devtools.simulator import KeyLimits, SimulatorSettings, create_simulator
 
     count, out = int(sys.argv[1]), Path(sys.argv[2])
-    keys = [f"aigen_test_bench{i:05d}" for i in range(count)]
+    per_item = float(sys.argv[3]) if len(sys.argv) > 3 else 10**6
+    per_key = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    keys = [f"aigen_test_bench{i:05d}" for i in range(-(-count // per_key))]
     settings = SimulatorSettings(
-        keys={k: KeyLimits(polls_per_hour=10**9, max_active_jobs=10) for k in keys},
-        seconds_per_item=10**6,
+        keys={k: KeyLimits(polls_per_hour=10**9, max_active_jobs=10**6) for k in keys},
+        seconds_per_item=per_item,
+        queue_delay_s=0.0,
+        failure_rate=0.1,
         enforce_limits=False,
     )
     app = create_simulator(settings)
     sim = app.state.simulator
-    jobs = [sim.create_job(key, total_items=20) for key in keys]
+    jobs = [sim.create_job(keys[i // per_key], total_items=20) for i in range(count)]
     sock = socket.socket()
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
