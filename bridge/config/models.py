@@ -269,6 +269,9 @@ class ImportsConfig(_Strict):
 
     # An import with active jobs and no image finished for this long is stalled.
     stall_after_s: float = Field(1800, gt=0)
+    # An import's jobs wait their turn upstream for days (25 images an hour per key), so their
+    # watches live longer than `polling.watch_ttl_h`.
+    job_ttl_h: float = Field(720, gt=0)
 
 
 class TemplatesConfig(_Strict):
