@@ -172,6 +172,30 @@ class Imports(Repository):
     ) -> list[WatchRecord]:
         """One watch per job in the import (a job already in it keeps its watch), in the order
         given. Raises ImportNotFound, ImportClosed or WatchLimitReached."""
+        try:
+            return await self._add_jobs(
+                import_id=import_id, client=client, job_ids=job_ids, metadata=metadata,
+                now=now, ttl=ttl, planner=planner, max_active=max_active,
+            )  # fmt: skip
+        except IntegrityError:
+            # Another request added one of these jobs at the same moment: its watch is the answer.
+            return await self._add_jobs(
+                import_id=import_id, client=client, job_ids=job_ids, metadata=metadata,
+                now=now, ttl=ttl, planner=planner, max_active=max_active,
+            )  # fmt: skip
+
+    async def _add_jobs(
+        self,
+        *,
+        import_id: str,
+        client: str,
+        job_ids: Sequence[str],
+        metadata: dict[str, str],
+        now: datetime,
+        ttl: timedelta,
+        planner: ImportEventPlanner,
+        max_active: int | None,
+    ) -> list[WatchRecord]:
         wanted = list(dict.fromkeys(job_ids))
         async with self.engine.begin() as conn:
             record = await self._owned(conn, import_id, client)

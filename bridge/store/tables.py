@@ -79,7 +79,8 @@ watches = Table(
     Index("ix_watches_client_status", "client", "status"),
     Index("ix_watches_expiry", "status", "expires_at"),
     Index("ix_watches_ended", "ended_at"),
-    Index("ix_watches_import", "import_id", "job_id"),
+    # One watch per job in an import (NULLs are distinct: watches outside imports are unaffected).
+    Index("ix_watches_import", "import_id", "job_id", unique=True),
 )
 
 # A catalog import: its jobs are watches with its id; its counts are rolled up incrementally by

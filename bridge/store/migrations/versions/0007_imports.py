@@ -23,7 +23,7 @@ def upgrade() -> None:
     with op.batch_alter_table("watches") as batch:
         batch.add_column(sa.Column("import_id", sa.String(40)))
         batch.add_column(sa.Column("counted", sa.JSON))
-        batch.create_index("ix_watches_import", ["import_id", "job_id"])
+        batch.create_index("ix_watches_import", ["import_id", "job_id"], unique=True)
     op.create_table(
         "imports",
         sa.Column("id", sa.String(40), primary_key=True),
