@@ -12,21 +12,23 @@ outbox's claim), so order holds however sends overlap. Results are written in ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import DeliveryConfig
-from bridge.delivery.channels import Message, SendError, SendResult
+from bridge.delivery.channels import SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.lanes import Destination, Held, Lanes
+from bridge.delivery.messages import build_message, deferred_result, import_views
 from bridge.delivery.recorder import NotRecorded, Recorder
 from bridge.delivery.retry import next_step
-from bridge.events.import_events import import_of_stream
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
 from bridge.store.outbox import AttemptResult, ClaimedDelivery
@@ -112,8 +114,14 @@ class Deliverer:
                 busy=self._lanes.busy(),
                 admit=self._lanes.admission(limit=room),
             )
+            views = await self._import_views(claimed, now=clock())
+            if views is None:
+                return [], False
             deadline = loop.time() + self.lease_s - LEASE_MARGIN_S
-            held = [Held(row, clock, deadline, loop.create_future()) for row in claimed]
+            held = [
+                Held(row, clock, deadline, loop.create_future(), views.get(row.id))
+                for row in claimed
+            ]
             for one in held:
                 self._lanes.hold(one)
         self._pump()
@@ -123,6 +131,21 @@ class Deliverer:
         # Rows refused here were for lanes now full, which the next claim passes over; other
         # lanes' rows past what was read come with the next tick or nudge.
         return held, len(claimed) == room
+
+    async def _import_views(
+        self, claimed: list[ClaimedDelivery], *, now: datetime
+    ) -> dict[str, Mapping[str, Any]] | None:
+        """`import_views` of the claimed rows; None when they could not be read (the rows are
+        handed back, or their leases expire, and they are claimed again)."""
+        try:
+            return await import_views(self._store.imports, claimed, now=now)
+        except Exception:
+            log.exception("could not read imports; their deliveries are claimed again later")
+        with contextlib.suppress(Exception):
+            await self._store.outbox.release(
+                delivery_ids=[row.id for row in claimed], owner=self._owner
+            )
+        return None
 
     def _pump(self) -> None:
         """Start every waiting row its lane and the replica have room for."""
@@ -140,7 +163,7 @@ class Deliverer:
         """One attempt, recorded; its lane's place is freed however it ends."""
         attempted = False
         try:
-            result = await self._attempt(held.row, clock=held.clock, deadline=held.deadline)
+            result = await self._attempt(held, clock=held.clock, deadline=held.deadline)
             self._lanes.sent(held.row.id)
             self._pump()  # the lane's next row need not wait for this one's write
             await self._recorder.record(result, now=held.clock)
@@ -174,16 +197,19 @@ class Deliverer:
             self._on_free()
 
     async def _attempt(
-        self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float
+        self, held: Held, *, clock: Callable[[], datetime], deadline: float
     ) -> AttemptResult:
+        row = held.row
         attempted_at = clock()
         started = time.perf_counter()
         try:
             async with asyncio.timeout_at(deadline):
-                sent: SendResult | SendError = await self._send(row)
+                sent: SendResult | SendError = await self._send(row, held.import_view)
         except TimeoutError:
             sent = SendError("timed out: the delivery's lease was about to expire")
         duration_ms = (time.perf_counter() - started) * 1000.0
+        if isinstance(sent, SendResult) and sent.defer_until is not None:
+            return deferred_result(row, sent, attempted_at=attempted_at, duration_ms=duration_ms)
         error = sent if isinstance(sent, SendError) else None
         step = next_step(
             attempts=row.attempts + 1,
@@ -207,13 +233,15 @@ class Deliverer:
         self._observe(row, result, finished=finished)
         return result
 
-    async def _send(self, row: ClaimedDelivery) -> SendResult | SendError:
+    async def _send(
+        self, row: ClaimedDelivery, view: Mapping[str, Any] | None
+    ) -> SendResult | SendError:
         """One attempt through the row's channel; every failure comes back as a SendError."""
         try:
             channel = self._channels.for_destination(
                 row.destination, webhook_url=row.webhook_url, client=row.client
             )
-            return await channel.send(_message(row))
+            return await channel.send(build_message(row, view))
         except SendError as exc:
             return exc
         except DestinationError as exc:
@@ -278,16 +306,3 @@ class Deliverer:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
         await self._channels.aclose()
-
-
-def _message(row: ClaimedDelivery) -> Message:
-    return Message(
-        delivery_id=row.id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        timestamp=row.event_created_at,
-        payload=row.payload,
-        job=row.job,
-        attempt=row.attempts + 1,
-        import_id=import_of_stream(row.stream),
-    )
