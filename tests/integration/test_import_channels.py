@@ -364,3 +364,25 @@ async def test_import_summary_email_is_one_email_with_the_failures_csv(storage_u
     for row, (external_id, *rest) in zip(rows[1:], expected, strict=True):
         defused = "'" + external_id if external_id.startswith("=") else external_id
         assert row == [defused, *[v or "" for v in rest]]
+
+
+async def test_import_events_mode_emails_every_event_in_the_import_thread(storage_url, inbox):
+    box, port = inbox
+    channels = (
+        f"  ops-email: {{type: email, host: 127.0.0.1, port: {port}, starttls: false,"
+        " from: bridge@example.com, to: [ops@example.com], mode: events}"
+    )
+    routes = '  - {events: ["job.*", "import.*"], channels: [ops-email]}'
+    async with rig(storage_url, channels=channels, routes=routes) as r:
+        import_id, _ = await r.start_import(jobs=2, images=3, name="Small")
+        await r.run_until_ended(import_id)
+
+    types = [m["Message-ID"] for m in box.received]
+    root = f"<import.{import_id}.ops-email."
+    [opening] = [m for m in box.received if m["In-Reply-To"] is None]
+    assert opening["Message-ID"].startswith(root) and len(set(types)) == len(types)
+    assert all(m["References"] == opening["Message-ID"] for m in box.received if m is not opening)
+    assert {m["Subject"] for m in box.received} == {"[photo-bridge] Import Small (account main)"}
+    bodies = [m.get_body(preferencelist=("plain",)).get_content() for m in box.received]
+    assert any("The import ended" in b for b in bodies)  # import.* events: the import's words
+    assert sum("Product photo job" in b for b in bodies) >= 4  # each job's queued, ..., final

@@ -103,9 +103,7 @@ def texts(blocks) -> str:
     return "\n".join(out)
 
 
-async def test_slack_import_edits_at_most_once_per_interval_and_puts_off_the_rest(
-    slack, renderer
-):
+async def test_slack_import_edits_at_most_once_per_interval_and_puts_off_the_rest(slack, renderer):
     clock, state = FakeClock(), MemoryState()
     channel = channel_for(slack, renderer, state, clock, None)
 
