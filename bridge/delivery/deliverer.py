@@ -12,7 +12,6 @@ outbox's claim), so order holds however sends overlap. Results are written in ba
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
@@ -26,7 +25,7 @@ from bridge.config import DeliveryConfig
 from bridge.delivery.channels import SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.lanes import Destination, Held, Lanes
-from bridge.delivery.messages import build_message, deferred_result, import_views
+from bridge.delivery.messages import build_message, claimed_views, deferred_result
 from bridge.delivery.recorder import NotRecorded, Recorder
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
@@ -114,7 +113,7 @@ class Deliverer:
                 busy=self._lanes.busy(),
                 admit=self._lanes.admission(limit=room),
             )
-            views = await self._import_views(claimed, now=clock())
+            views = await claimed_views(self._store, claimed, now=clock(), owner=self._owner)
             if views is None:
                 return [], False
             deadline = loop.time() + self.lease_s - LEASE_MARGIN_S
@@ -131,21 +130,6 @@ class Deliverer:
         # Rows refused here were for lanes now full, which the next claim passes over; other
         # lanes' rows past what was read come with the next tick or nudge.
         return held, len(claimed) == room
-
-    async def _import_views(
-        self, claimed: list[ClaimedDelivery], *, now: datetime
-    ) -> dict[str, Mapping[str, Any]] | None:
-        """`import_views` of the claimed rows; None when they could not be read (the rows are
-        handed back, or their leases expire, and they are claimed again)."""
-        try:
-            return await import_views(self._store.imports, claimed, now=now)
-        except Exception:
-            log.exception("could not read imports; their deliveries are claimed again later")
-        with contextlib.suppress(Exception):
-            await self._store.outbox.release(
-                delivery_ids=[row.id for row in claimed], owner=self._owner
-            )
-        return None
 
     def _pump(self) -> None:
         """Start every waiting row its lane and the replica have room for."""

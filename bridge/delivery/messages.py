@@ -1,8 +1,10 @@
-"""build_message(row, view): a claimed delivery as its channel sees it; import_views(...): the
-imports a claimed batch tells about; deferred_result(...): a send a channel put off."""
+"""build_message(row, view): a claimed delivery as its channel sees it; import_views(...) and
+claimed_views(...): the imports a claimed batch tells about; deferred_result(...): a send a
+channel put off."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -11,6 +13,7 @@ from typing import Any, Protocol
 from bridge.delivery.channels import Message, SendResult
 from bridge.events.import_events import import_of_stream
 from bridge.events.import_view import ImportRecord, import_view
+from bridge.store import Store
 from bridge.store.outbox import AttemptResult, ClaimedDelivery
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,20 @@ async def import_views(
     records = await imports.get_many(ids)
     views = {i: import_view(record, now=now) for i, record in records.items()}
     return {d: views[i] for d, i in wanted.items() if i is not None and i in views}
+
+
+async def claimed_views(
+    store: Store, claimed: Sequence[ClaimedDelivery], *, now: datetime, owner: str
+) -> dict[str, Mapping[str, Any]] | None:
+    """`import_views` of a claim; None when they could not be read: the rows are then handed
+    back (or their leases expire) and claimed again."""
+    try:
+        return await import_views(store.imports, claimed, now=now)
+    except Exception:
+        log.exception("could not read imports; their deliveries are claimed again later")
+    with contextlib.suppress(Exception):
+        await store.outbox.release(delivery_ids=[row.id for row in claimed], owner=owner)
+    return None
 
 
 def deferred_result(
