@@ -94,6 +94,7 @@ class Runtime:
             renderer=renderer,
             resolve=resolve,
             now=now,
+            failures=opened.imports,
         )
         deliverer = Deliverer(
             store=opened,

@@ -16,17 +16,18 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import DeliveryConfig
-from bridge.delivery.channels import Message, SendError, SendResult
+from bridge.delivery.channels import SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.lanes import Destination, Held, Lanes
+from bridge.delivery.messages import build_message, claimed_views, deferred_result
 from bridge.delivery.recorder import NotRecorded, Recorder
 from bridge.delivery.retry import next_step
-from bridge.events.import_events import import_of_stream
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
 from bridge.store.outbox import AttemptResult, ClaimedDelivery
@@ -112,8 +113,14 @@ class Deliverer:
                 busy=self._lanes.busy(),
                 admit=self._lanes.admission(limit=room),
             )
+            views = await claimed_views(self._store, claimed, now=clock(), owner=self._owner)
+            if views is None:
+                return [], False
             deadline = loop.time() + self.lease_s - LEASE_MARGIN_S
-            held = [Held(row, clock, deadline, loop.create_future()) for row in claimed]
+            held = [
+                Held(row, clock, deadline, loop.create_future(), views.get(row.id))
+                for row in claimed
+            ]
             for one in held:
                 self._lanes.hold(one)
         self._pump()
@@ -140,7 +147,7 @@ class Deliverer:
         """One attempt, recorded; its lane's place is freed however it ends."""
         attempted = False
         try:
-            result = await self._attempt(held.row, clock=held.clock, deadline=held.deadline)
+            result = await self._attempt(held, clock=held.clock, deadline=held.deadline)
             self._lanes.sent(held.row.id)
             self._pump()  # the lane's next row need not wait for this one's write
             await self._recorder.record(result, now=held.clock)
@@ -174,16 +181,19 @@ class Deliverer:
             self._on_free()
 
     async def _attempt(
-        self, row: ClaimedDelivery, *, clock: Callable[[], datetime], deadline: float
+        self, held: Held, *, clock: Callable[[], datetime], deadline: float
     ) -> AttemptResult:
+        row = held.row
         attempted_at = clock()
         started = time.perf_counter()
         try:
             async with asyncio.timeout_at(deadline):
-                sent: SendResult | SendError = await self._send(row)
+                sent: SendResult | SendError = await self._send(row, held.import_view)
         except TimeoutError:
             sent = SendError("timed out: the delivery's lease was about to expire")
         duration_ms = (time.perf_counter() - started) * 1000.0
+        if isinstance(sent, SendResult) and sent.defer_until is not None:
+            return deferred_result(row, sent, attempted_at=attempted_at, duration_ms=duration_ms)
         error = sent if isinstance(sent, SendError) else None
         step = next_step(
             attempts=row.attempts + 1,
@@ -207,13 +217,15 @@ class Deliverer:
         self._observe(row, result, finished=finished)
         return result
 
-    async def _send(self, row: ClaimedDelivery) -> SendResult | SendError:
+    async def _send(
+        self, row: ClaimedDelivery, view: Mapping[str, Any] | None
+    ) -> SendResult | SendError:
         """One attempt through the row's channel; every failure comes back as a SendError."""
         try:
             channel = self._channels.for_destination(
                 row.destination, webhook_url=row.webhook_url, client=row.client
             )
-            return await channel.send(_message(row))
+            return await channel.send(build_message(row, view))
         except SendError as exc:
             return exc
         except DestinationError as exc:
@@ -278,16 +290,3 @@ class Deliverer:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
         await self._channels.aclose()
-
-
-def _message(row: ClaimedDelivery) -> Message:
-    return Message(
-        delivery_id=row.id,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        timestamp=row.event_created_at,
-        payload=row.payload,
-        job=row.job,
-        attempt=row.attempts + 1,
-        import_id=import_of_stream(row.stream),
-    )

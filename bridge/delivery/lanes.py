@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bridge.clock import Clock
 from bridge.events.routing import WEBHOOK_URL
@@ -48,6 +49,7 @@ class Held:
     clock: Clock
     deadline: float
     finished: asyncio.Future[bool]  # True once an attempt is recorded, False if none was
+    import_view: Mapping[str, Any] | None = None  # its import as read right after the claim
 
 
 @dataclass

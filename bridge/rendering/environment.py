@@ -15,8 +15,9 @@ from typing import Any
 
 import jinja2
 
-from bridge.events.vocabulary import SUMMARY_EVENTS
+from bridge.events.vocabulary import IMPORT_EVENT_TYPES, IMPORT_SUMMARY_EVENTS, SUMMARY_EVENTS
 from bridge.rendering.filters import FILTERS
+from bridge.rendering.import_samples import sample_import_contexts
 from bridge.rendering.samples import sample_contexts
 
 TEMPLATES_BY_CHANNEL: dict[str, list[str]] = {
@@ -28,6 +29,12 @@ TEMPLATES_BY_CHANNEL: dict[str, list[str]] = {
         "slack/item_failed.txt.j2",
         "slack/final_failure.json.j2",
         "slack/final_failure.txt.j2",
+        "slack/import.json.j2",
+        "slack/import.txt.j2",
+        "slack/import_failures.json.j2",
+        "slack/import_failures.txt.j2",
+        "slack/import_final_failure.json.j2",
+        "slack/import_final_failure.txt.j2",
     ],
     "slack_webhook": ["slack/event.json.j2", "slack/event.txt.j2"],
     "email": [
@@ -36,11 +43,24 @@ TEMPLATES_BY_CHANNEL: dict[str, list[str]] = {
         "email/summary.html.j2",
         "email/event.txt.j2",
         "email/event.html.j2",
+        "email/import_subject.txt.j2",
+        "email/import_summary.txt.j2",
+        "email/import_summary.html.j2",
+        "email/import_event.txt.j2",
+        "email/import_event.html.j2",
     ],
 }
 
 # Events a Slack channel also broadcasts from the job's thread to the channel.
 SLACK_BROADCAST_EVENTS = frozenset({"job.failed", "watch.failed"})
+# Import statuses a Slack channel broadcasts from the import's thread when the import ends so.
+SLACK_IMPORT_BROADCAST = frozenset({"partially_completed", "failed"})
+
+
+def is_import_template(name: str) -> bool:
+    """Templates about an import (`slack/import*.j2`, `email/import*.j2`): they see
+    `bridge.rendering.import_context`, not an event's job."""
+    return name.rpartition("/")[2].startswith("import")
 
 
 # Templates rendered only for some events; check() renders them against those samples only.
@@ -51,6 +71,12 @@ _USED_ON: dict[str, frozenset[str]] = {
     "slack/final_failure.txt.j2": SLACK_BROADCAST_EVENTS,
     "email/summary.txt.j2": SUMMARY_EVENTS,
     "email/summary.html.j2": SUMMARY_EVENTS,
+    "slack/import_final_failure.json.j2": frozenset(f"import.{s}" for s in SLACK_IMPORT_BROADCAST),
+    "slack/import_final_failure.txt.j2": frozenset(f"import.{s}" for s in SLACK_IMPORT_BROADCAST),
+    "email/import_summary.txt.j2": IMPORT_SUMMARY_EVENTS,
+    "email/import_summary.html.j2": IMPORT_SUMMARY_EVENTS,
+    "email/import_event.txt.j2": frozenset(IMPORT_EVENT_TYPES),
+    "email/import_event.html.j2": frozenset(IMPORT_EVENT_TYPES),
 }
 
 
@@ -129,11 +155,11 @@ class Renderer:
     def check(self, names: Iterable[str]) -> list[str]:
         """Render each template against every sample context; one problem line per broken template."""
         problems: list[str] = []
-        contexts = sample_contexts()
+        job_contexts, import_contexts = sample_contexts(), sample_import_contexts()
         for name in dict.fromkeys(names):
             render = self.render_json if name.endswith(".json.j2") else self.render
             used_on = _USED_ON.get(name)
-            for context in contexts:
+            for context in import_contexts if is_import_template(name) else job_contexts:
                 if used_on is not None and context["type"] not in used_on:
                     continue
                 try:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
 
 _STATUS_LABELS = {
     None: "Unknown",
+    "open": "Open",
+    "running": "Running",
     "queued": "Queued",
     "processing": "Processing",
     "completed": "Completed",
@@ -17,6 +20,8 @@ _STATUS_LABELS = {
     "cancelled": "Cancelled",
 }
 _STATUS_EMOJI = {
+    "open": ":inbox_tray:",
+    "running": ":gear:",
     "queued": ":hourglass_flowing_sand:",
     "processing": ":gear:",
     "completed": ":white_check_mark:",
@@ -61,6 +66,19 @@ def mrkdwn(value: Any) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def utc_time(value: Any) -> str:
+    """'2026-11-28T15:04:05Z' -> '2026-11-28 15:04 UTC'; '' for nothing, anything else as given."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        return str(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def to_json(value: Any) -> str:
     """JSON for templates that render JSON, keeping non-ASCII characters readable."""
     return json.dumps(value, ensure_ascii=False, default=_json_default)
@@ -87,4 +105,5 @@ FILTERS = {
     "mrkdwn": mrkdwn,
     "json": to_json,
     "http_url": http_url,
+    "utc_time": utc_time,
 }

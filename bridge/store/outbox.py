@@ -70,6 +70,9 @@ class AttemptResult:
     status_code: int | None = None
     error: str | None = None
     response_excerpt: str | None = None
+    # False for a send the channel put off (status pending until `next_attempt_at`): no attempt
+    # is recorded or counted, so a coalesced Slack edit never spends the retry schedule.
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +201,8 @@ class Outbox(Repository):
         """Record the attempts and move each delivery on, unless its lease passed to another owner.
 
         An attempt is recorded even when the lease was lost (it happened); the delivery's state is
-        then left to the replica that holds the lease now.
+        then left to the replica that holds the lease now. A put-off send (`counted` False) leaves
+        no attempt and only moves the delivery's next attempt.
         """
         if not results:
             return
@@ -214,6 +218,7 @@ class Outbox(Repository):
                 "response_excerpt": _cap(r.response_excerpt, EXCERPT_CHARS),
             }
             for r in results
+            if r.counted
         ]
         delivery_params = [
             {
@@ -236,8 +241,15 @@ class Outbox(Repository):
             D.c.status == "pending",  # a watch cancelled meanwhile stays dead
         )
         async with self.engine.begin() as conn:
-            await conn.execute(delivery_attempts.insert(), attempt_rows)
-            await conn.execute(still_ours.values(attempts=D.c.attempts + 1), delivery_params)
+            if attempt_rows:
+                await conn.execute(delivery_attempts.insert(), attempt_rows)
+            await conn.execute(
+                still_ours.values(attempts=D.c.attempts + bindparam("b_counted")),
+                [
+                    {**p, "b_counted": int(r.counted)}
+                    for p, r in zip(delivery_params, results, strict=True)
+                ],
+            )
 
     async def release(self, *, delivery_ids: Sequence[str], owner: str) -> None:
         """Give back leases `owner` holds on deliveries it will not send after all (shutdown)."""

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge.rendering import TEMPLATES_BY_CHANNEL, Renderer
+from bridge.rendering import TEMPLATES_BY_CHANNEL, Renderer, is_import_template
+from bridge.rendering.import_samples import sample_import_context
 from bridge.rendering.samples import sample_context
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -37,6 +38,19 @@ CASES = [
     ("email/event.html.j2", "item.failed"),
     ("email/event.html.j2", "job.completed"),
     ("email/event.txt.j2", "watch.expired"),
+    ("slack/import.json.j2", "import.progress"),
+    ("slack/import.json.j2", "import.partially_completed"),
+    ("slack/import.json.j2", "import.stalled"),
+    ("slack/import.txt.j2", "item.failed"),
+    ("slack/import_failures.json.j2", "item.failed"),
+    ("slack/import_failures.txt.j2", "item.failed"),
+    ("slack/import_final_failure.json.j2", "import.failed"),
+    ("slack/import_final_failure.txt.j2", "import.partially_completed"),
+    ("email/import_subject.txt.j2", "import.completed"),
+    ("email/import_summary.txt.j2", "import.partially_completed"),
+    ("email/import_summary.html.j2", "import.partially_completed"),
+    ("email/import_event.txt.j2", "import.progress"),
+    ("email/import_event.html.j2", "import.stalled"),
 ]
 
 
@@ -52,7 +66,11 @@ def golden_path(name, event_type):
 
 
 def rendered(renderer, name, event_type):
-    context = sample_context(event_type)
+    if is_import_template(name):
+        # 23 failures found since the last reply: a reply lists 20 of them, then "and 3 more".
+        context = sample_import_context(event_type, failures=23 if "failures" in name else 4)
+    else:
+        context = sample_context(event_type)
     if name.endswith(".json.j2"):
         value = renderer.render_json(name, context)
         return json.dumps(value, indent=2, ensure_ascii=False) + "\n"

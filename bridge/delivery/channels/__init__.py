@@ -6,10 +6,13 @@ in `bridge.delivery.deliverer`, from the `SendError` it raises.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bridge.store.imports import FailureRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +33,22 @@ class Message:
     # Set when the event is told inside an import's story (its own events, and with a route's
     # `group_by: import` its jobs' events in Slack and email): the import's id.
     import_id: str | None = None
+    # The import as it stood when the delivery was claimed (`bridge.events.import_view`), read after
+    # the event was committed; None outside imports or when the import is no longer stored.
+    import_view: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What the destination answered to a successful send."""
+    """What the destination answered to a successful send.
+
+    `defer_until` (aware UTC) says the send was put off, not failed: nothing was attempted that
+    counts, and the delivery comes back at that time (a Slack import message between two edits).
+    """
 
     status_code: int | None = None
     response_excerpt: str | None = None
+    defer_until: datetime | None = None
 
 
 class SendError(Exception):
@@ -79,3 +90,15 @@ class StateStore(Protocol):
         email thread, one wins.
         """
         ...
+
+
+class ImportFailures(Protocol):
+    """An import's failed images, in the order they were found (`bridge.store.imports.Imports`)."""
+
+    async def failures(
+        self, *, import_id: str, limit: int, after: int | None = None
+    ) -> list[FailureRecord]: ...
+
+    def iter_failures(
+        self, *, import_id: str, batch: int = 500
+    ) -> AsyncIterator[list[FailureRecord]]: ...

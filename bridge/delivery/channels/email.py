@@ -8,79 +8,35 @@ answer it with In-Reply-To/References under the same subject, so mail clients th
 from __future__ import annotations
 
 import asyncio
-import email.policy
 import logging
-import re
 import ssl
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
 from typing import Any, Literal
 
 import aiosmtplib
 
 from bridge.clock import utcnow
-from bridge.delivery.channels import Message, SendError, SendResult, StateStore
+from bridge.delivery.channels import ImportFailures, Message, SendError, SendResult, StateStore
+from bridge.delivery.channels.email_import import EmailImports
+from bridge.delivery.channels.email_message import (
+    WIRE_POLICY,
+    compose,
+    reply_message_id,
+    root_message_id,
+)
 from bridge.delivery.failures import smtp_reply_is_permanent
 from bridge.events.vocabulary import SUMMARY_EVENTS
 from bridge.rendering import Renderer, TemplateProblem, template_context
 
 log = logging.getLogger(__name__)
 
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-# On the wire: CRLF, and headers left unfolded up to RFC 5322's 998 characters, so a long
-# Message-ID or References stays on one line for the simplest thread-matching client.
-WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
-
 
 def is_summary_event(event_type: str) -> bool:
     """True for the events a summary-mode channel emails: a job's final status, a watch's end."""
     return event_type in SUMMARY_EVENTS
-
-
-def root_message_id(*, channel: str, job_id: str, domain: str) -> str:
-    """The Message-ID of a job's first email on `channel`; the same on every host and restart."""
-    return f"<job.{_id_part(job_id)}.{_id_part(channel)}@{domain}>"
-
-
-def reply_message_id(*, channel: str, job_id: str, event_id: str, domain: str) -> str:
-    """The Message-ID of a later email: unique per event, and the same when the event is retried."""
-    return f"<job.{_id_part(job_id)}.{_id_part(channel)}.{_id_part(event_id)}@{domain}>"
-
-
-def _id_part(value: str) -> str:
-    return _UNSAFE_ID_CHARS.sub("-", value).strip("-.") or "x"
-
-
-def compose(
-    *,
-    subject: str,
-    text: str,
-    html: str,
-    sender: str,
-    to: Sequence[str],
-    message_id: str,
-    root_id: str | None,
-    date: datetime,
-) -> EmailMessage:
-    """One multipart/alternative email; `root_id` makes it a reply in the job's thread."""
-    mail = EmailMessage()
-    mail["Subject"] = " ".join(subject.split())  # one line, whatever the template left in it
-    mail["From"] = sender
-    mail["To"] = ", ".join(to)
-    mail["Date"] = format_datetime(date)
-    mail["Message-ID"] = message_id
-    if root_id is not None:
-        mail["In-Reply-To"] = root_id
-        mail["References"] = root_id
-    mail["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to a machine
-    mail["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
-    # quoted-printable keeps the body 7-bit clean whatever the server's 8BITMIME support.
-    mail.set_content(text, cte="quoted-printable")
-    mail.add_alternative(html, subtype="html", cte="quoted-printable")
-    return mail
 
 
 class EmailChannel:
@@ -106,6 +62,7 @@ class EmailChannel:
         public_url: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         now: Callable[[], datetime] = utcnow,
+        failures: ImportFailures | None = None,
     ) -> None:
         if not to:
             raise ValueError("an email channel needs at least one recipient")
@@ -129,9 +86,25 @@ class EmailChannel:
         self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._imports = EmailImports(
+            name=name,
+            sender=sender,
+            to=self._to,
+            renderer=renderer,
+            mode=mode,
+            domain=message_id_domain,
+            state=state,
+            public_url=public_url,
+            failures=failures,
+            now=now,
+            deliver=self._deliver,
+        )
 
     async def send(self, message: Message) -> SendResult:
-        """Send the email this event calls for (none for a non-final event in summary mode)."""
+        """Send the email this event calls for (none for a non-final event in summary mode);
+        an event told inside an import goes to the import's thread (email_import.py)."""
+        if message.import_id is not None:
+            return await self._imports.send(message)
         if self._mode == "summary" and not is_summary_event(message.event_type):
             return SendResult(
                 response_excerpt="skipped: summary mode emails only when the job ends"

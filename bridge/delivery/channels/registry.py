@@ -21,7 +21,7 @@ from bridge.config import (
     SlackWebhookChannelConfig,
     WebhookChannelConfig,
 )
-from bridge.delivery.channels import Channel, StateStore
+from bridge.delivery.channels import Channel, ImportFailures, StateStore
 from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.delivery.urlguard import Resolver
 from bridge.events.routing import WEBHOOK_URL
@@ -47,8 +47,10 @@ class ChannelRegistry:
         renderer: Renderer | None,
         resolve: Resolver | None = None,
         now: Callable[[], datetime] = utcnow,
+        failures: ImportFailures | None = None,
     ) -> None:
         self._config = config
+        self._failures = failures  # imports' failed images, for Slack replies and email CSVs
         self._http = http
         self._state = state
         self._renderer = renderer
@@ -125,6 +127,9 @@ class ChannelRegistry:
             public_url=self._config.server.base_url,
             base_url=settings.base_url,
             timeout_s=self._config.delivery.timeout_s,
+            edit_interval_s=settings.edit_interval_s,
+            failures=self._failures,
+            now=self._now,
         )
 
     def _slack_webhook(
@@ -160,6 +165,8 @@ class ChannelRegistry:
             timeout_s=self._config.delivery.timeout_s,
             state=self._state,
             public_url=self._config.server.base_url,
+            failures=self._failures,
+            now=self._now,
         )
 
     async def aclose(self) -> None:

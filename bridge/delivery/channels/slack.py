@@ -1,5 +1,6 @@
 """Slack: one message per job and channel, edited in place as the job moves; failures in its thread.
 
+An import's jobs and events are told in one message per import (slack_import.py).
 `SlackChannel` speaks the Web API with slack-sdk's AsyncWebClient (a bot token); the message's
 channel id and `ts` live in the StateStore, so after a restart the bridge edits the same message.
 `SlackWebhookChannel` (slack_webhook.py) is the simpler incoming-webhook variant. Both make exactly
@@ -14,6 +15,7 @@ import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -21,9 +23,17 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bridge.delivery.channels import Message, SendError, SendResult, StateStore
+from bridge.clock import utcnow
+from bridge.delivery.channels import ImportFailures, Message, SendResult, StateStore
 from bridge.delivery.channels.slack_blocks import render_pair
+from bridge.delivery.channels.slack_import import SlackImportMessages
 from bridge.delivery.channels.slack_pacer import Pacer
+from bridge.delivery.channels.slack_state import (
+    SlackSendError,
+    claim_first_post,
+    read_state,
+    write_state,
+)
 from bridge.delivery.channels.slack_webhook import slack_retry_after
 from bridge.delivery.failures import slack_error_is_permanent
 from bridge.rendering import (
@@ -33,18 +43,6 @@ from bridge.rendering import (
 )
 
 log = logging.getLogger(__name__)
-
-# A claim to post a job's first message older than this belongs to a sender that died: the send
-# timeout is seconds, so nobody still holding it could be about to post.
-STALE_CLAIM_S = 600.0
-
-
-class SlackSendError(SendError):
-    """A failed Slack call; `slack_error` is Slack's error code (e.g. 'ratelimited') when it gave one."""
-
-    def __init__(self, message: str, *, slack_error: str | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.slack_error = slack_error
 
 
 class SlackChannel:
@@ -64,6 +62,9 @@ class SlackChannel:
         min_interval_s: float = 1.0,
         client: AsyncWebClient | None = None,
         pacer: Pacer | None = None,
+        edit_interval_s: float = 10.0,
+        failures: ImportFailures | None = None,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._name = name
         self._channel = channel
@@ -81,9 +82,27 @@ class SlackChannel:
         self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        self._imports = SlackImportMessages(
+            name=name,
+            channel=channel,
+            client=self._client,
+            call=self._call,
+            renderer=renderer,
+            state=state,
+            public_url=public_url,
+            edit_interval_s=edit_interval_s,
+            failures=failures,
+            now=now,
+        )
 
     async def send(self, message: Message) -> SendResult:
-        """Show the job's latest state in its message; reply in the thread for a failed image."""
+        """Show the job's latest state in its message; reply in the thread for a failed image.
+
+        An event told inside an import (`message.import_id`) updates the import's message instead
+        (`bridge.delivery.channels.slack_import`).
+        """
+        if message.import_id is not None:
+            return await self._imports.send(message)
         data: Mapping[str, Any] = message.payload.get("data") or {}
         key = f"slack:{self._name}:{data.get('account')}:{data.get('job_id')}"
         context = template_context(
@@ -151,25 +170,12 @@ class SlackChannel:
     async def _claim_first_post(
         self, key: str, state: dict[str, Any], message: Message
     ) -> dict[str, Any]:
-        """Win the right to post the job's first message, or learn the message another send posted.
-
-        The claim is a row only one writer can insert (every replica shares it), naming this
-        delivery: its own retry may post again, anyone else waits until the winner's `ts` is stored,
-        or until the claim is so old that its sender must be gone.
-        """
-        mine = {"posting": message.delivery_id, "since": time.time()}
-        try:
-            held = await self._state.claim_state(key, mine)
-        except Exception as exc:  # the store is the database: any failure is worth a retry
-            raise SendError(f"channel state unavailable: {type(exc).__name__}") from None
-        if held is None or held.get("posting") == message.delivery_id:
-            return state
-        if held.get("ts"):
-            return {**state, **(await self._load(key))}
-        if time.time() - float(held.get("since") or 0) > STALE_CLAIM_S:
-            await self._save(key, mine)
-            return state
-        raise SendError("another send is posting this job's first message; trying again later")
+        """Win the right to post the job's first message (`claim_first_post`), or learn the
+        message another send posted."""
+        held = await claim_first_post(
+            self._state, key, delivery_id=message.delivery_id, now_s=time.time()
+        )
+        return state if held is None else {**state, **_job_state(held)}
 
     async def _reply_failed_item(
         self, key: str, state: dict[str, Any], context: dict[str, Any]
@@ -233,22 +239,20 @@ class SlackChannel:
             raise SlackSendError(f"connection error: {type(exc).__name__}") from None
 
     async def _load(self, key: str) -> dict[str, Any]:
-        try:
-            stored = await self._state.get_state(key) or {}
-        except Exception as exc:  # the store is the database: any failure is worth a retry
-            raise SendError(f"channel state unavailable: {type(exc).__name__}") from None
-        return {
-            "channel": stored.get("channel"),
-            "ts": stored.get("ts"),
-            "replied_items": list(stored.get("replied_items") or []),
-            "broadcast": list(stored.get("broadcast") or []),
-        }
+        return _job_state(await read_state(self._state, key))
 
     async def _save(self, key: str, state: dict[str, Any]) -> None:
-        try:
-            await self._state.put_state(key, state)
-        except Exception as exc:
-            raise SendError(f"channel state not saved: {type(exc).__name__}") from None
+        await write_state(self._state, key, state)
+
+
+def _job_state(stored: dict[str, Any]) -> dict[str, Any]:
+    """A job message's state, every key present."""
+    return {
+        "channel": stored.get("channel"),
+        "ts": stored.get("ts"),
+        "replied_items": list(stored.get("replied_items") or []),
+        "broadcast": list(stored.get("broadcast") or []),
+    }
 
 
 def _api_error(exc: SlackApiError) -> SlackSendError:

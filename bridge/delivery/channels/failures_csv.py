@@ -1,0 +1,31 @@
+"""failures_csv(rows): an import's failed images as the CSV of CONTRACT section 7, ready to resubmit.
+
+Cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage
+return) are prefixed with a single quote, as OWASP advises against CSV injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import Any
+
+HEADER = ("external_id", "job_id", "item_id", "error_code", "error_message")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> str:
+    """One cell: '' for nothing, a formula-looking value defused with a leading quote."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def failures_csv(rows: Iterable[Any]) -> str:
+    """The header and one line per failed image (objects with the header's attributes)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(HEADER)
+    for row in rows:
+        writer.writerow([csv_cell(getattr(row, name, None)) for name in HEADER])
+    return out.getvalue()
