@@ -16,6 +16,8 @@ from bridge.api.routes import routes
 from bridge.clock import Clock, utcnow
 from bridge.config import Config
 from bridge.delivery.urlguard import Resolver
+from bridge.events.import_events import ImportEventPlanner
+from bridge.events.routing import Router
 from bridge.polling.pool import TransportFactory
 from bridge.runtime import Runtime
 from bridge.store import Store
@@ -60,6 +62,7 @@ def create_app(
             resolve=resolve,
             scheduler_running=lambda: runtime.background.running,
             limiter=limiter,
+            imports=ImportEventPlanner(Router.from_config(config)),
         )
         try:
             yield {"api": api}

@@ -17,6 +17,7 @@ from bridge.api.ratelimit import RateLimiter
 from bridge.clock import Clock
 from bridge.config import AccountConfig, ChannelConfig, ClientConfig, OperatorConfig
 from bridge.delivery.urlguard import Resolver
+from bridge.events.import_events import ImportEventPlanner
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
 
@@ -37,6 +38,7 @@ class ApiContext:
     resolve: Resolver | None  # DNS for the unsafe-URL guard; None means the system resolver
     scheduler_running: Callable[[], bool]
     limiter: RateLimiter
+    imports: ImportEventPlanner  # numbers and routes the events of imports the API changes
 
 
 def context_of(scope: Scope) -> ApiContext | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,8 +12,11 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.events.import_events import ImportEventPlanner
+from bridge.events.rollup import Contribution, fold, settle
 from bridge.ids import new_id
 from bridge.store.database import Repository
+from bridge.store.import_writes import lock_imports, write_import_events, write_imports
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
@@ -243,8 +247,16 @@ class Watches(Repository):
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
 
-    async def cancel(self, *, client: str, watch_id: str, now: datetime) -> WatchRecord | None:
-        """Cancel an active watch: nothing more is polled or sent for it. Ended watches stay as they are."""
+    async def cancel(
+        self,
+        *,
+        client: str,
+        watch_id: str,
+        now: datetime,
+        planner: ImportEventPlanner | None = None,
+    ) -> WatchRecord | None:
+        """Cancel an active watch: nothing more is polled or sent for it; a watch in an import is
+        folded into the import's roll-up (with `planner`'s events). Ended watches stay as they are."""
         async with self.engine.begin() as conn:
             found = await self._select_watch(
                 conn, watches.c.id == watch_id, watches.c.client == client
@@ -288,6 +300,10 @@ class Watches(Repository):
                     .values(status="dead", last_error="watch cancelled", updated_at=now)
                 )
                 await self.stop_if_unwatched(conn, account=watch.account, job_id=watch.job_id)
+                if watch.import_id is not None:
+                    if planner is None:
+                        raise ValueError("cancelling a watch of an import needs a planner")
+                    watch = await _fold_cancel(conn, watch, planner=planner, now=now)
             return watch
 
     @staticmethod
@@ -329,3 +345,25 @@ class Watches(Repository):
             query = query.where(deliveries.c.destination == destination)
         async with self.reader.connect() as conn:
             return [delivery_record(r) for r in await conn.execute(query)]
+
+
+async def _fold_cancel(
+    conn: AsyncConnection, watch: WatchRecord, *, planner: ImportEventPlanner, now: datetime
+) -> WatchRecord:
+    """Fold a cancelled watch into its import (locked last: job, watch, import is the one order),
+    so an import whose last active job is cancelled ends with its final event."""
+    assert watch.import_id is not None
+    record = (await lock_imports(conn, [watch.import_id])).get(watch.import_id)
+    if record is None:  # pruned meanwhile: nothing left to tell
+        return watch
+    old = Contribution.from_dict(watch.counted) or Contribution()
+    new = replace(old, state="cancelled")
+    tally = fold(record.tally, old, new, now=now)
+    tally, types = settle(tally, now=now, finished_before=record.tally.images_finished)
+    after, planned = planner.plan(record, tally, types, now=now)
+    await write_imports(conn, [after], now=now)
+    await write_import_events(conn, planned, now=now)
+    await conn.execute(
+        update(watches).where(watches.c.id == watch.id).values(counted=new.to_dict())
+    )
+    return replace(watch, counted=new.to_dict())
