@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,10 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.events.import_events import ImportEventPlanner
-from bridge.events.rollup import Contribution, fold, settle
 from bridge.ids import new_id
 from bridge.store.database import Repository
-from bridge.store.import_writes import lock_imports, write_import_events, write_imports
+from bridge.store.import_writes import fold_cancelled_watch
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
@@ -303,7 +301,7 @@ class Watches(Repository):
                 if watch.import_id is not None:
                     if planner is None:
                         raise ValueError("cancelling a watch of an import needs a planner")
-                    watch = await _fold_cancel(conn, watch, planner=planner, now=now)
+                    watch = await fold_cancelled_watch(conn, watch, planner=planner, now=now)
             return watch
 
     @staticmethod
@@ -345,25 +343,3 @@ class Watches(Repository):
             query = query.where(deliveries.c.destination == destination)
         async with self.reader.connect() as conn:
             return [delivery_record(r) for r in await conn.execute(query)]
-
-
-async def _fold_cancel(
-    conn: AsyncConnection, watch: WatchRecord, *, planner: ImportEventPlanner, now: datetime
-) -> WatchRecord:
-    """Fold a cancelled watch into its import (locked last: job, watch, import is the one order),
-    so an import whose last active job is cancelled ends with its final event."""
-    assert watch.import_id is not None
-    record = (await lock_imports(conn, [watch.import_id])).get(watch.import_id)
-    if record is None:  # pruned meanwhile: nothing left to tell
-        return watch
-    old = Contribution.from_dict(watch.counted) or Contribution()
-    new = replace(old, state="cancelled")
-    tally = fold(record.tally, old, new, now=now)
-    tally, types = settle(tally, now=now, finished_before=record.tally.images_finished)
-    after, planned = planner.plan(record, tally, types, now=now)
-    await write_imports(conn, [after], now=now)
-    await write_import_events(conn, planned, now=now)
-    await conn.execute(
-        update(watches).where(watches.c.id == watch.id).values(counted=new.to_dict())
-    )
-    return replace(watch, counted=new.to_dict())
