@@ -133,6 +133,8 @@ async def test_api_import_lifecycle(storage_url: str) -> None:
             gone = await api.http.get(f"/v1/watches/{watch['id']}", headers=api.auth())
             assert gone.json()["watch"]["status"] == "cancelled"
         assert await _event_types(api, import_id) == ["import.cancelled"]
+        sent = await api.store.watches.deliveries(watch_id=import_id)
+        assert [(d.destination, d.status) for d in sent] == [("webhook_url", "pending")]
 
         api.clock.advance(minutes=5)
         repeat = await api.http.delete(f"/v1/imports/{import_id}", headers=api.auth())
