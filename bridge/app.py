@@ -55,6 +55,7 @@ def create_app(
             accounts=config.upstream.accounts,
             channels=config.channels,
             watch_ttl=timedelta(hours=config.polling.watch_ttl_h),
+            import_job_ttl=timedelta(hours=config.imports.job_ttl_h),
             allowed_hosts=tuple(config.delivery.allowed_hosts),
             store=runtime.store,
             metrics=runtime.metrics,

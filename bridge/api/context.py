@@ -31,6 +31,7 @@ class ApiContext:
     accounts: Mapping[str, AccountConfig]
     channels: Mapping[str, ChannelConfig]
     watch_ttl: timedelta
+    import_job_ttl: timedelta  # an import's jobs wait upstream for days: their watches live longer
     allowed_hosts: Sequence[str]
     store: Store
     metrics: Metrics

@@ -124,7 +124,7 @@ async def add_jobs(request: Request) -> Response:
             job_ids=body.job_ids,
             metadata=metadata,
             now=api.now(),
-            ttl=api.watch_ttl,
+            ttl=api.import_job_ttl,
             planner=api.imports,
             max_active=api.clients[client_name].max_active_watches,
         )

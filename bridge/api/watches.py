@@ -128,7 +128,7 @@ async def _join_import(request: Request, body: CreateWatch) -> Response:
             job_ids=[body.job_id],
             metadata=dict(body.metadata or {}),
             now=api.now(),
-            ttl=api.watch_ttl,
+            ttl=api.import_job_ttl,
             planner=api.imports,
             max_active=api.clients[client_name].max_active_watches,
         )

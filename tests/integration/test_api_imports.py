@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge.config import Config
-from tests.integration.api_support import Api, running_api
+from tests.integration.api_support import NOW, Api, running_api
 
 HOOK = "https://hooks.example.com/imports"
 
@@ -102,6 +103,10 @@ async def test_api_import_lifecycle(storage_url: str) -> None:
             )
             assert watch["metadata"] == {"season": "fall", "sku": "A-1"}
             assert watch["status"] == "active"
+
+        stored = await api.store.watches.get(watch_id=watches[0]["id"])
+        assert stored is not None  # an import's jobs live imports.job_ttl_h, not watch_ttl_h
+        assert stored.expires_at == NOW + timedelta(hours=720)
 
         again = await _add(api, import_id, [jobs[1], jobs[1]])
         assert again.status_code == 201
