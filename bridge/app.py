@@ -16,6 +16,8 @@ from bridge.api.routes import routes
 from bridge.clock import Clock, utcnow
 from bridge.config import Config
 from bridge.delivery.urlguard import Resolver
+from bridge.events.import_events import ImportEventPlanner
+from bridge.events.routing import Router
 from bridge.polling.pool import TransportFactory
 from bridge.runtime import Runtime
 from bridge.store import Store
@@ -53,6 +55,7 @@ def create_app(
             accounts=config.upstream.accounts,
             channels=config.channels,
             watch_ttl=timedelta(hours=config.polling.watch_ttl_h),
+            import_job_ttl=timedelta(hours=config.imports.job_ttl_h),
             allowed_hosts=tuple(config.delivery.allowed_hosts),
             store=runtime.store,
             metrics=runtime.metrics,
@@ -60,6 +63,7 @@ def create_app(
             resolve=resolve,
             scheduler_running=lambda: runtime.background.running,
             limiter=limiter,
+            imports=ImportEventPlanner(Router.from_config(config)),
         )
         try:
             yield {"api": api}

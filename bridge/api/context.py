@@ -17,6 +17,7 @@ from bridge.api.ratelimit import RateLimiter
 from bridge.clock import Clock
 from bridge.config import AccountConfig, ChannelConfig, ClientConfig, OperatorConfig
 from bridge.delivery.urlguard import Resolver
+from bridge.events.import_events import ImportEventPlanner
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
 
@@ -30,6 +31,7 @@ class ApiContext:
     accounts: Mapping[str, AccountConfig]
     channels: Mapping[str, ChannelConfig]
     watch_ttl: timedelta
+    import_job_ttl: timedelta  # an import's jobs wait upstream for days: their watches live longer
     allowed_hosts: Sequence[str]
     store: Store
     metrics: Metrics
@@ -37,6 +39,7 @@ class ApiContext:
     resolve: Resolver | None  # DNS for the unsafe-URL guard; None means the system resolver
     scheduler_running: Callable[[], bool]
     limiter: RateLimiter
+    imports: ImportEventPlanner  # numbers and routes the events of imports the API changes
 
 
 def context_of(scope: Scope) -> ApiContext | None:

@@ -23,12 +23,14 @@ _ERROR_TEXT = {
     400: "Invalid request (`invalid_request`): the message names the field.",
     401: "Missing, malformed or unknown bearer token (`invalid_token`), or an upstream signal whose signature does not verify (`invalid_signature`).",
     403: "The client may not watch this account (`account_not_allowed`).",
-    404: "Not found (`watch_not_found`, `delivery_not_found`); also another client's.",
-    409: "Conflict (`delivery_not_dead`, `watch_cancelled`).",
+    404: "Not found (`watch_not_found`, `import_not_found`, `delivery_not_found`); also "
+    "another client's.",
+    409: "Conflict (`delivery_not_dead`, `watch_cancelled`, `import_closed`).",
     413: "Request body over 64 KiB (`payload_too_large`).",
     422: "The webhook_url is not https or reaches a private network (`unsafe_webhook_url`).",
     429: "Too many requests for this client (`rate_limited`, with Retry-After), or, registering a "
-    "watch, the client already has its `max_active_watches` active watches (`watch_limit_reached`).",
+    "watch or adding jobs to an import, the client already has its `max_active_watches` active "
+    "watches (`watch_limit_reached`).",
     503: "Storage is unavailable for now (`storage_unavailable`); retry after Retry-After seconds.",
 }
 _NOT_READY = "Not ready: a check failed."
@@ -54,6 +56,7 @@ class Operation:
     public: bool = False
     tag: str = "watches"
     media_type: str = "application/json"
+    also: tuple[tuple[str, str], ...] = ()  # other media types of the success body: (type, text)
 
 
 def _schemas(operations: Iterable[Operation]) -> dict[str, Any]:
@@ -121,7 +124,7 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     headers: dict[str, Any] = {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}}
     if op.idempotent_key:
         headers["Idempotent-Replayed"] = {
-            "description": "`true` when an earlier request with this Idempotency-Key made the watch.",
+            "description": "`true` when an earlier request with this Idempotency-Key made it.",
             "schema": {"type": "string", "enum": ["true"]},
         }
     if op.response is not None:
@@ -129,6 +132,8 @@ def _responses(op: Operation, refs: dict[Any, Any]) -> dict[str, Any]:
     else:
         free_form = "string" if op.media_type.startswith("text/") else "object"
         content = {op.media_type: {"schema": {"type": free_form}}}
+    for media_type, text in op.also:
+        content[media_type] = {"schema": {"type": "string", "description": text}}
     out: dict[str, Any] = {
         str(op.status): {
             "description": HTTPStatus(op.status).phrase,
@@ -182,8 +187,8 @@ def _components(defs: dict[str, Any], statuses: set[int]) -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "description": "Repeating a request with the same key returns the same watch, "
-                "again with 201 (and `Idempotent-Replayed: true`).",
+                "description": "Repeating a request with the same key returns the same watch "
+                "(or import), again with 201 (and `Idempotent-Replayed: true`).",
                 "schema": {
                     "type": "string",
                     "minLength": 1,

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.routing import Route
 
 from bridge.api import deliveries, health, ops, signals, watches
+from bridge.api.import_routes import IMPORT_OPERATIONS
 from bridge.api.openapi import Operation, serve_openapi
 from bridge.api.ops_schemas import (
     AccountList,
@@ -40,7 +41,7 @@ OPERATIONS = (
         summary="Register a watch on an upstream job",
         status=201,
         response=WatchEnvelope,
-        errors=(400, *_AUTHED, 403, 422),
+        errors=(400, *_AUTHED, 403, 404, 409, 422),
         body=CreateWatch,
         idempotent_key=True,
     ),
@@ -95,6 +96,7 @@ OPERATIONS = (
         response=DeliveryList,
         errors=(*_AUTHED, 404),
     ),
+    *IMPORT_OPERATIONS,
     Operation(
         method="POST",
         path="/v1/deliveries/{delivery_id}/retry",

@@ -39,12 +39,38 @@ DeliveryStatus = Literal["pending", "delivered", "dead"]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 WATCH_ID_PATTERN = r"^wat_[0-9a-f]{32}$"
 DELIVERY_ID_PATTERN = r"^dlv_[0-9a-f]{32}$"
+IMPORT_ID_PATTERN = r"^imp_[0-9a-f]{32}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x20-\x7e]{1,255}$"
 _UUID = re.compile(UUID_PATTERN)
 
 _Text = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]  # PostgreSQL text holds no NUL
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[^\x00]*$")]
 MetadataValue = Annotated[str, StringConstraints(max_length=500, pattern=r"^[^\x00]*$")]
+
+
+def lower_uuid(value: str) -> str:
+    """A UUID in lower case, or a ValueError."""
+    if not _UUID.fullmatch(value):
+        raise ValueError("must be a UUID")
+    return value.lower()
+
+
+def absolute_url(value: str) -> str:
+    """An absolute URL as given (the webhook guard checks it further), or a ValueError."""
+    try:
+        parsed = httpx.URL(value)
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        raise ValueError("not a valid URL") from None
+    if not parsed.scheme or not parsed.host:
+        raise ValueError("must be an absolute https URL")
+    return value
+
+
+JobId = Annotated[str, AfterValidator(lower_uuid), Field(json_schema_extra={"format": "uuid"})]
+AccountName = Annotated[_Text, Field(min_length=1, max_length=200)]
+WebhookUrl = Annotated[_Text, Field(min_length=1, max_length=2048), AfterValidator(absolute_url)]
+EventPatterns = Annotated[list[EventPattern], Field(min_length=1, max_length=20)]
+Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)]
 
 
 class _Input(BaseModel):
@@ -69,26 +95,23 @@ class CreateWatch(_Input):
     metadata: Annotated[dict[MetadataKey, MetadataValue], Field(max_length=20)] | None = Field(
         None, description="Up to 20 string pairs echoed in every event."
     )
+    import_id: Annotated[str, Field(pattern=IMPORT_ID_PATTERN)] | None = Field(
+        None,
+        description="Add the job to this import: the watch takes the import's account, "
+        "webhook_url and events (so webhook_url and events may not be given, and an account "
+        "given must be the import's) and the import's metadata under its own; a job already in "
+        "the import returns its watch again.",
+    )
 
     @field_validator("job_id")
     @classmethod
     def _uuid(cls, value: str) -> str:
-        if not _UUID.fullmatch(value):
-            raise ValueError("must be a UUID")
-        return value.lower()
+        return lower_uuid(value)
 
     @field_validator("webhook_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        try:
-            parsed = httpx.URL(value)
-        except (httpx.InvalidURL, ValueError, UnicodeError):
-            raise ValueError("not a valid URL") from None
-        if not parsed.scheme or not parsed.host:
-            raise ValueError("must be an absolute https URL")
-        return value
+        return None if value is None else absolute_url(value)
 
 
 class ListWatchesQuery(_Input):
@@ -136,6 +159,7 @@ class Watch(BaseModel):
     next_poll_at: datetime | None
     job: JobSummary | None
     error: WatchError | None
+    import_id: str | None = Field(description="The import the job belongs to, if any.")
 
 
 class WatchEnvelope(BaseModel):
@@ -251,6 +275,7 @@ def watch_view(record: WatchRecord) -> Watch:
         next_poll_at=record.next_poll_at,
         job=job,
         error=error,
+        import_id=record.import_id,
     )
 
 

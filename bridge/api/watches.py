@@ -6,18 +6,24 @@ deliveries to its own webhook_url; an operator reads every watch and every deliv
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.api.context import ApiContext, api_of, client_of, json_response, reader_of
+from bridge.api.context import api_of, client_of, json_response, reader_of
 from bridge.api.errors import ApiError, invalid
+from bridge.api.imports import check_metadata
 from bridge.api.parse import parse_body, parse_query
+from bridge.api.registration import (
+    allowed_account,
+    check_webhook,
+    idempotency_key,
+    import_closed,
+    import_not_found,
+    watch_limit_reached,
+)
 from bridge.api.schemas import (
-    IDEMPOTENCY_KEY_PATTERN,
     WATCH_ID_PATTERN,
     CreateWatch,
     DeliveryList,
@@ -29,14 +35,11 @@ from bridge.api.schemas import (
     event_view,
     watch_view,
 )
-from bridge.config import AccountConfig, ClientConfig
-from bridge.delivery.urlguard import UnsafeURL, check_url
 from bridge.events.routing import WEBHOOK_URL
 from bridge.store import WatchLimitReached, WatchRecord
+from bridge.store.imports import ImportClosed, ImportNotFound
 
-DNS_TIMEOUT_S = 5.0
 _WATCH_ID = re.compile(WATCH_ID_PATTERN)
-_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def _not_found() -> ApiError:
@@ -53,45 +56,6 @@ async def _readable_watch(request: Request, reader: str | None) -> WatchRecord:
     if record is None:
         raise _not_found()
     return record
-
-
-def _idempotency_key(request: Request) -> str | None:
-    values = request.headers.getlist("idempotency-key")
-    if not values:
-        return None
-    if len(values) > 1 or not _IDEMPOTENCY_KEY.fullmatch(values[0]):
-        raise invalid(
-            "Idempotency-Key", "must be one header of 1 to 255 printable ASCII characters"
-        )
-    return values[0]
-
-
-def _account(
-    requested: str | None, *, client: ClientConfig, accounts: Mapping[str, AccountConfig]
-) -> str:
-    if requested is None:
-        if len(client.accounts) != 1:
-            raise invalid("account", "is required: this client may watch several accounts")
-        requested = client.accounts[0]
-    if requested not in client.accounts or requested not in accounts:
-        raise ApiError(
-            403, "account_not_allowed", f"account: this client may not watch {requested!r}"
-        )
-    return requested
-
-
-async def _check_webhook(url: str, *, client: ClientConfig, api: ApiContext) -> None:
-    if not client.webhook_secrets:
-        raise invalid("webhook_url", "client has no webhook_secrets configured")
-    try:
-        async with asyncio.timeout(DNS_TIMEOUT_S):
-            await check_url(url, allowed_hosts=api.allowed_hosts, resolve=api.resolve)
-    except UnsafeURL as exc:
-        raise ApiError(422, "unsafe_webhook_url", f"webhook_url: {exc}") from None
-    except TimeoutError:
-        raise ApiError(
-            422, "unsafe_webhook_url", "webhook_url: resolving its host timed out"
-        ) from None
 
 
 def _check_replay(record: WatchRecord, asked: tuple[object, ...]) -> None:
@@ -112,11 +76,13 @@ async def create_watch(request: Request) -> Response:
     api = api_of(request)
     client_name = client_of(request)
     client = api.clients[client_name]
-    key = _idempotency_key(request)
+    key = idempotency_key(request)
     body = await parse_body(request, CreateWatch)
-    account = _account(body.account, client=client, accounts=api.accounts)
+    if body.import_id is not None:
+        return await _join_import(request, body)
+    account = allowed_account(body.account, client=client, accounts=api.accounts)
     if body.webhook_url is not None:
-        await _check_webhook(body.webhook_url, client=client, api=api)
+        await check_webhook(body.webhook_url, client=client, api=api)
     events = list(body.events or ["*"])
     metadata = dict(body.metadata or {})
     try:
@@ -133,16 +99,46 @@ async def create_watch(request: Request) -> Response:
             max_active=client.max_active_watches,
         )
     except WatchLimitReached as exc:
-        raise ApiError(
-            429,
-            "watch_limit_reached",
-            f"this client already has {exc.limit} active watches, its max_active_watches; "
-            "cancel one or wait for one to end",
-        ) from None
+        raise watch_limit_reached(exc.limit) from None
     if not created:
         _check_replay(record, (account, body.job_id, body.webhook_url, events, metadata))
     headers = {} if created else {"Idempotent-Replayed": "true"}
     return json_response(WatchEnvelope(watch=watch_view(record)), status=201, headers=headers)
+
+
+async def _join_import(request: Request, body: CreateWatch) -> Response:
+    """A watch registered into an import takes the import's account, webhook_url and events; the
+    job's place in the import is its identity, so the same job returns its watch again."""
+    api = api_of(request)
+    client_name = client_of(request)
+    assert body.import_id is not None
+    for field, given in (("webhook_url", body.webhook_url), ("events", body.events)):
+        if given is not None:
+            raise invalid(field, "comes from the import; leave it out with import_id")
+    found = await api.store.imports.get(import_id=body.import_id, client=client_name)
+    if found is None:
+        raise import_not_found()
+    if body.account is not None and body.account != found.account:
+        raise invalid("account", f"must be the import's account {found.account!r} or left out")
+    check_metadata(found.metadata, body.metadata or {})
+    try:
+        [record] = await api.store.imports.add_jobs(
+            import_id=found.id,
+            client=client_name,
+            job_ids=[body.job_id],
+            metadata=dict(body.metadata or {}),
+            now=api.now(),
+            ttl=api.import_job_ttl,
+            planner=api.imports,
+            max_active=api.clients[client_name].max_active_watches,
+        )
+    except ImportNotFound:
+        raise import_not_found() from None
+    except ImportClosed:
+        raise import_closed() from None
+    except WatchLimitReached as exc:
+        raise watch_limit_reached(exc.limit) from None
+    return json_response(WatchEnvelope(watch=watch_view(record)), status=201)
 
 
 async def list_watches(request: Request) -> Response:
@@ -168,7 +164,9 @@ async def cancel_watch(request: Request) -> Response:
     watch_id = request.path_params["watch_id"]
     if not _WATCH_ID.fullmatch(watch_id):
         raise _not_found()
-    record = await api.store.watches.cancel(client=client, watch_id=watch_id, now=api.now())
+    record = await api.store.watches.cancel(
+        client=client, watch_id=watch_id, now=api.now(), planner=api.imports
+    )
     if record is None:
         raise _not_found()
     return json_response(WatchEnvelope(watch=watch_view(record)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from bridge.events.rollup import JOB_STATES, Contribution, Tally, fold, settle
 from bridge.ids import new_id
 from bridge.store.records import WatchRecord
 from bridge.store.rows import JobRow, JobWrite
-from bridge.store.tables import deliveries, events, import_failures, imports
+from bridge.store.tables import deliveries, events, import_failures, imports, watches
 from bridge.store.upsert import insert_for
 
 I = imports  # noqa: E741
@@ -247,3 +247,25 @@ async def write_import_events(
             index_elements=["destination", "change_key"]
         )
         await conn.execute(stmt, rows)
+
+
+async def fold_cancelled_watch(
+    conn: AsyncConnection, watch: WatchRecord, *, planner: ImportEventPlanner, now: datetime
+) -> WatchRecord:
+    """Fold a cancelled watch into its import (locked last: job, watch, import is the one order),
+    so an import whose last active job is cancelled ends with its final event."""
+    assert watch.import_id is not None
+    record = (await lock_imports(conn, [watch.import_id])).get(watch.import_id)
+    if record is None:  # pruned meanwhile: nothing left to tell
+        return watch
+    old = Contribution.from_dict(watch.counted) or Contribution()
+    new = replace(old, state="cancelled")
+    tally = fold(record.tally, old, new, now=now)
+    tally, types = settle(tally, now=now, finished_before=record.tally.images_finished)
+    after, planned = planner.plan(record, tally, types, now=now)
+    await write_imports(conn, [after], now=now)
+    await write_import_events(conn, planned, now=now)
+    await conn.execute(
+        update(watches).where(watches.c.id == watch.id).values(counted=new.to_dict())
+    )
+    return replace(watch, counted=new.to_dict())

@@ -335,11 +335,12 @@ class Imports(Repository):
                     .where(upstream_jobs.c.account == account, upstream_jobs.c.job_id == job_id)
                     .with_for_update()
                 )
-            record = await self._cancel_watches(conn, import_id, now=now)
+            record, folded = await self._cancel_watches(conn, import_id, now=now)
             tally, types = cancel(record.tally, now=now)
-            after, planned = planner.plan(record, tally, types, now=now)
-            await write_imports(conn, [after], now=now)
-            await write_import_events(conn, planned, now=now)
+            if folded or types:  # an ended import stays as it is, updated_at too
+                after, planned = planner.plan(record, tally, types, now=now)
+                await write_imports(conn, [after], now=now)
+                await write_import_events(conn, planned, now=now)
             for account, job_id in keys:
                 await Watches.stop_if_unwatched(conn, account=account, job_id=job_id)
         found = await self.get(import_id=import_id)
@@ -348,8 +349,9 @@ class Imports(Repository):
 
     async def _cancel_watches(
         self, conn: AsyncConnection, import_id: str, *, now: datetime
-    ) -> ImportRecord:
-        """Cancel the import's active watches, folding each into the import; the import, locked."""
+    ) -> tuple[ImportRecord, bool]:
+        """Cancel the import's active watches, folding each into the import; the import, locked,
+        and whether any watch was cancelled."""
         rows = await conn.execute(
             select(W.c.id, W.c.counted)
             .where(W.c.import_id == import_id, W.c.status == "active")
@@ -359,7 +361,7 @@ class Imports(Repository):
         cancelled = [(r.id, Contribution.from_dict(r.counted) or Contribution()) for r in rows]
         record = (await lock_imports(conn, [import_id]))[import_id]
         if not cancelled:
-            return record
+            return record, False
         ids = [watch_id for watch_id, _ in cancelled]
         await conn.execute(
             update(W)
@@ -386,7 +388,7 @@ class Imports(Repository):
                 .where(W.c.id == watch_id)
                 .values(counted=replace(old, state="cancelled").to_dict())
             )
-        return replace(record, tally=tally)
+        return replace(record, tally=tally), True
 
     async def stall_due(
         self,

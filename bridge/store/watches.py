@@ -11,8 +11,10 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.events.import_events import ImportEventPlanner
 from bridge.ids import new_id
 from bridge.store.database import Repository
+from bridge.store.import_writes import fold_cancelled_watch
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.tables import deliveries, events, upstream_jobs, watches
 from bridge.store.upsert import insert_for
@@ -243,8 +245,16 @@ class Watches(Repository):
         page = rows[:limit]
         return page, (page[-1].id if len(rows) > limit else None)
 
-    async def cancel(self, *, client: str, watch_id: str, now: datetime) -> WatchRecord | None:
-        """Cancel an active watch: nothing more is polled or sent for it. Ended watches stay as they are."""
+    async def cancel(
+        self,
+        *,
+        client: str,
+        watch_id: str,
+        now: datetime,
+        planner: ImportEventPlanner | None = None,
+    ) -> WatchRecord | None:
+        """Cancel an active watch: nothing more is polled or sent for it; a watch in an import is
+        folded into the import's roll-up (with `planner`'s events). Ended watches stay as they are."""
         async with self.engine.begin() as conn:
             found = await self._select_watch(
                 conn, watches.c.id == watch_id, watches.c.client == client
@@ -288,6 +298,10 @@ class Watches(Repository):
                     .values(status="dead", last_error="watch cancelled", updated_at=now)
                 )
                 await self.stop_if_unwatched(conn, account=watch.account, job_id=watch.job_id)
+                if watch.import_id is not None:
+                    if planner is None:
+                        raise ValueError("cancelling a watch of an import needs a planner")
+                    watch = await fold_cancelled_watch(conn, watch, planner=planner, now=now)
             return watch
 
     @staticmethod

@@ -45,6 +45,7 @@ async def test_api_watch_lifecycle(storage_url: str) -> None:
             "next_poll_at": "2026-11-28T12:00:00Z",
             "job": None,
             "error": None,
+            "import_id": None,
         }
 
         stored = await api.store.watches.get(watch_id=watch["id"])

@@ -133,7 +133,28 @@ async def test_api_openapi_describes_every_route(sqlite_url: str) -> None:
 @pytest.mark.parametrize(
     ("path", "method", "statuses"),
     [
-        ("/v1/watches", "post", {"201", "400", "401", "403", "413", "422", "429", "503"}),
+        (
+            "/v1/watches",
+            "post",
+            {"201", "400", "401", "403", "404", "409", "413", "422", "429", "503"},
+        ),
+        ("/v1/imports", "post", {"201", "400", "401", "403", "413", "422", "429", "503"}),
+        ("/v1/imports", "get", {"200", "400", "401", "413", "429", "503"}),
+        ("/v1/imports/{import_id}", "get", {"200", "401", "404", "413", "429", "503"}),
+        ("/v1/imports/{import_id}", "delete", {"200", "401", "404", "413", "429", "503"}),
+        (
+            "/v1/imports/{import_id}/jobs",
+            "post",
+            {"201", "400", "401", "404", "409", "413", "429", "503"},
+        ),
+        ("/v1/imports/{import_id}/close", "post", {"200", "401", "404", "413", "429", "503"}),
+        (
+            "/v1/imports/{import_id}/failures",
+            "get",
+            {"200", "400", "401", "404", "413", "429", "503"},
+        ),
+        ("/v1/ops/imports", "get", {"200", "400", "401", "413", "429", "503"}),
+        ("/v1/ops/imports/{import_id}", "get", {"200", "401", "404", "413", "429", "503"}),
         ("/v1/watches", "get", {"200", "400", "401", "413", "429", "503"}),
         ("/v1/watches/{watch_id}", "get", {"200", "401", "404", "413", "429", "503"}),
         ("/v1/watches/{watch_id}", "delete", {"200", "401", "404", "413", "429", "503"}),
@@ -169,7 +190,14 @@ def test_api_openapi_request_body_is_the_validating_model() -> None:
     schema = _resolve(document, ref)
     assert schema["additionalProperties"] is False
     assert schema["required"] == ["job_id"]
-    assert set(schema["properties"]) == {"job_id", "account", "webhook_url", "events", "metadata"}
+    assert set(schema["properties"]) == {
+        "job_id",
+        "account",
+        "webhook_url",
+        "events",
+        "metadata",
+        "import_id",
+    }
     names = {p.get("name") or p["$ref"].rsplit("/", 1)[1] for p in operation["parameters"]}
     assert names == {"IdempotencyKey", "RequestId"}
     listing = document["paths"]["/v1/watches"]["get"]["parameters"]
