@@ -107,7 +107,9 @@ def import_changes(
     for job, write in zip(jobs, writes, strict=True):
         by_id = {w.id: w for w in watching.get((job.account, job.job_id), [])}
         snapshot = write.job.snapshot if write.job is not None else job.snapshot
-        failed = _failed_items(snapshot)
+        # Only images failed since the last poll: earlier ones were recorded then (or on joining).
+        before = {item.get("id") for item in _failed_items(job.snapshot)}
+        failed = tuple(i for i in _failed_items(snapshot) if i.get("id") not in before)
         for change in write.watches:
             watch = by_id.get(change.id)
             if watch is None or watch.import_id is None or change.counted is None:
@@ -115,7 +117,7 @@ def import_changes(
             old = Contribution.from_dict(watch.counted)
             new = Contribution.from_dict(change.counted)
             assert new is not None
-            if old == new:
+            if old == new and not failed:
                 continue
             out.append(ImportChange(watch.import_id, job.job_id, old, new, failed))
     return out
@@ -153,8 +155,7 @@ async def roll_up(
         tally = record.tally
         for change in found:
             tally = fold(tally, change.old, change.new, now=now)
-            if change.new.failed > (change.old.failed if change.old else 0):
-                failures += failure_rows(change, now)
+            failures += failure_rows(change, now)
         tally, types = settle(tally, now=now, finished_before=record.tally.images_finished)
         after, made = planner.plan(record, tally, types, now=now)
         updated.append(after)
