@@ -116,3 +116,44 @@ async def test_any_polls_of_any_jobs_of_several_imports_roll_up_to_a_recount(sto
         for imp in scenario.imports:
             await scenario.d.check(imp)
     await scenario.finish()
+
+
+async def test_a_job_already_polled_by_another_watch_counts_when_it_joins(store):
+    """The open question settled: a job joining an import is counted at once, from its job as last
+    polled, not at its new watch's first poll; its earlier images make no rate."""
+    d = ImportDriver(store)
+    job = new_job_id()
+    await d.watch(job)
+    await d.poll(snapshot(job, "processing", ["completed", "failed", "processing"]))
+    imp = await d.create(expected_jobs=1)
+    d.clock.advance(60)
+    await d.add(imp, [job])
+    record = await store.imports.get(import_id=imp)
+    assert record is not None
+    t = record.tally
+    assert (t.images_total, t.images_completed, t.images_failed) == (3, 1, 1)
+    assert t.closed and t.status == "running" and t.finished_by_minute == {}
+    assert await d.check(imp) == ["import.started", "import.progress"]
+    failures = await store.imports.failures(import_id=imp, limit=10)
+    assert [(f.job_id, f.item_id, f.external_id) for f in failures] == [(job, "item-1", "sku-1")]
+
+    await d.poll(snapshot(job, "processing", ["completed", "failed", "processing"]))
+    assert await d.check(imp) == ["import.started", "import.progress"]  # the same job: no news
+    await d.poll(snapshot(job, "partially_completed", ["completed", "failed", "completed"]))
+    types = await d.check(imp)
+    assert types[-2:] == ["import.progress", "import.partially_completed"]
+    assert types[:2] == ["import.started", "import.progress"] and len(types) == 4
+    record = await store.imports.get(import_id=imp)
+    assert record is not None and sum(record.tally.finished_by_minute.values()) == 1
+
+
+async def test_a_job_that_ended_before_it_joined_ends_the_closed_import_at_its_first_poll(store):
+    d = ImportDriver(store)
+    job = new_job_id()
+    await d.watch(job)
+    await d.poll(snapshot(job, "completed", ["completed", "completed"]))
+    imp = await d.create(expected_jobs=1)
+    await d.add(imp, [job])
+    assert await d.check(imp) == ["import.started", "import.progress"]
+    await d.poll(snapshot(job, "completed", ["completed", "completed"]))  # due at once again
+    assert await d.check(imp) == ["import.started", "import.progress", "import.completed"]
