@@ -27,6 +27,7 @@ def row(delivery_id: str, *, url: str | None = None, channel: str | None = None)
         job_id="job",
         webhook_url=url,
         job=None,
+        stream="watch:wat",
     )
 
 
