@@ -3,6 +3,7 @@ each built with what it needs, started and drained together; `create_app` holds 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from bridge.config import Config
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.urlguard import Resolver
+from bridge.events.import_events import ImportEventPlanner
 from bridge.events.routing import Router
 from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
@@ -24,6 +26,7 @@ from bridge.store import Store, open_store
 POLL_TICK_S = 1.0
 DELIVER_TICK_S = 1.0  # deliveries also start at once when events are committed or a slot frees
 PRUNE_TICK_S = 300.0
+STALL_TICK_S = 60.0  # at most this late, or a quarter of imports.stall_after_s when shorter
 RETENTION_BATCH = 50  # watches per transaction: ~0.1 s of SQLite's one writer in a 600 MB file
 
 
@@ -38,6 +41,28 @@ def retention_step(store: Store, *, days: float, now: Clock) -> Step:
         )
 
     return prune
+
+
+def stall_step(
+    store: Store,
+    *,
+    planner: ImportEventPlanner,
+    stall_after_s: float,
+    now: Clock,
+    on_events: Callable[[], None] | None = None,
+) -> Step:
+    """The background step that marks imports stalled (`import.stalled`) when no image of theirs
+    finished for `stall_after_s`; it returns how many, so a full batch runs again at once."""
+
+    async def sweep(_: datetime | None) -> int:
+        found = await store.imports.stall_due(
+            now=now(), stall_after=timedelta(seconds=stall_after_s), planner=planner
+        )
+        if found and on_events is not None:
+            on_events()  # their events go out now, not at the next delivery tick
+        return found
+
+    return sweep
 
 
 @dataclass
@@ -120,6 +145,16 @@ class Runtime:
                     "retention": (
                         retention_step(opened, days=config.retention.days, now=now),
                         PRUNE_TICK_S,
+                    ),
+                    "import-stalls": (
+                        stall_step(
+                            opened,
+                            planner=poller.imports,
+                            stall_after_s=config.imports.stall_after_s,
+                            now=now,
+                            on_events=lambda: work.nudge("deliver"),
+                        ),
+                        min(STALL_TICK_S, config.imports.stall_after_s / 4),
                     ),
                 }
             )

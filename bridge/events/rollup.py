@@ -113,8 +113,19 @@ def _minute(moment: datetime) -> int:
     return int(moment.timestamp() // 60)
 
 
-def fold(tally: Tally, old: Contribution | None, new: Contribution, *, now: datetime) -> Tally:
-    """Add the difference between a job's old and new contribution (`old` None: a new job)."""
+def fold(
+    tally: Tally,
+    old: Contribution | None,
+    new: Contribution,
+    *,
+    now: datetime,
+    timed: bool = True,
+) -> Tally:
+    """Add the difference between a job's old and new contribution (`old` None: a new job).
+
+    `timed=False`: images that finished before the import knew the job (a job added late) are
+    counted, but not as finishing now, so they neither make the rate nor end a stall.
+    """
     before = old or Contribution(state=new.state)
     jobs = dict(tally.jobs)
     if old is None:
@@ -126,7 +137,7 @@ def fold(tally: Tally, old: Contribution | None, new: Contribution, *, now: date
     finished = new.finished - before.finished
     by_minute = dict(tally.finished_by_minute)
     last_finished_at = tally.last_finished_at
-    if finished > 0:
+    if finished > 0 and timed:
         key = str(_minute(now))
         by_minute[key] = by_minute.get(key, 0) + finished
         last_finished_at = now

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.events.import_events import ImportEventPlanner, PlannedEvent
 from bridge.events.import_view import ImportRecord
-from bridge.events.rollup import JOB_STATES, Contribution, Tally, fold, settle
+from bridge.events.rollup import JOB_STATES, Contribution, Tally, contribution, fold, settle
+from bridge.events.snapshot import JobSnapshot
 from bridge.ids import new_id
 from bridge.store.records import WatchRecord
 from bridge.store.rows import JobRow, JobWrite
@@ -106,9 +107,9 @@ def import_changes(
     for job, write in zip(jobs, writes, strict=True):
         by_id = {w.id: w for w in watching.get((job.account, job.job_id), [])}
         snapshot = write.job.snapshot if write.job is not None else job.snapshot
-        failed = tuple(
-            item for item in (snapshot or {}).get("items") or () if item.get("status") in _FAILED
-        )
+        # Only images failed since the last poll: earlier ones were recorded then (or on joining).
+        before = {item.get("id") for item in _failed_items(job.snapshot)}
+        failed = tuple(i for i in _failed_items(snapshot) if i.get("id") not in before)
         for change in write.watches:
             watch = by_id.get(change.id)
             if watch is None or watch.import_id is None or change.counted is None:
@@ -116,7 +117,7 @@ def import_changes(
             old = Contribution.from_dict(watch.counted)
             new = Contribution.from_dict(change.counted)
             assert new is not None
-            if old == new:
+            if old == new and not failed:
                 continue
             out.append(ImportChange(watch.import_id, job.job_id, old, new, failed))
     return out
@@ -154,26 +155,34 @@ async def roll_up(
         tally = record.tally
         for change in found:
             tally = fold(tally, change.old, change.new, now=now)
-            if change.new.failed > (change.old.failed if change.old else 0):
-                failures += _failure_rows(import_id, change, now)
+            failures += failure_rows(change, now)
         tally, types = settle(tally, now=now, finished_before=record.tally.images_finished)
         after, made = planner.plan(record, tally, types, now=now)
         updated.append(after)
         planned += made
     await write_imports(conn, updated, now=now)
     await write_import_events(conn, planned, now=now)
-    if failures:
-        stmt = insert_for(conn.dialect.name, import_failures).on_conflict_do_nothing(
-            index_elements=["import_id", "job_id", "item_id"]
-        )
-        await conn.execute(stmt, failures)
+    await insert_failures(conn, failures)
     return planned
 
 
-def _failure_rows(import_id: str, change: ImportChange, now: datetime) -> list[dict[str, Any]]:
+def joining(import_id: str, job_id: str, snapshot: dict[str, Any] | None) -> ImportChange:
+    """A job joining an import, counted as it was last polled (zero when it never was)."""
+    known = JobSnapshot.from_dict(snapshot) if snapshot else None
+    new = contribution("active", known) if known is not None else Contribution()
+    return ImportChange(import_id, job_id, None, new, _failed_items(snapshot))
+
+
+def _failed_items(snapshot: dict[str, Any] | None) -> tuple[dict[str, Any], ...]:
+    items = (snapshot or {}).get("items") or ()
+    return tuple(item for item in items if item.get("status") in _FAILED)
+
+
+def failure_rows(change: ImportChange, now: datetime) -> list[dict[str, Any]]:
+    """The `import_failures` rows of a change's failed images."""
     return [
         {
-            "import_id": import_id,
+            "import_id": change.import_id,
             "job_id": change.job_id,
             "item_id": str(item.get("id") or ""),
             "external_id": item.get("external_id"),
@@ -183,6 +192,15 @@ def _failure_rows(import_id: str, change: ImportChange, now: datetime) -> list[d
         }
         for item in change.failed_items
     ]
+
+
+async def insert_failures(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Record failed images; one already recorded for the import stays as it is."""
+    if rows:
+        stmt = insert_for(conn.dialect.name, import_failures).on_conflict_do_nothing(
+            index_elements=["import_id", "job_id", "item_id"]
+        )
+        await conn.execute(stmt, list(rows))
 
 
 async def write_imports(

@@ -17,11 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.events.import_events import ImportEventPlanner
 from bridge.events.import_view import ImportRecord
-from bridge.events.rollup import Contribution, Tally, cancel, close, fold, stall
+from bridge.events.rollup import Contribution, Tally, cancel, close, fold, settle, stall
 from bridge.ids import new_id
 from bridge.store.database import Repository
 from bridge.store.import_writes import (
+    ImportChange,
+    failure_rows,
     import_record,
+    insert_failures,
+    joining,
     lock_imports,
     tally_columns,
     write_import_events,
@@ -208,12 +212,12 @@ class Imports(Repository):
                     await Watches(self._db).check_limit(
                         conn, client=client, limit=max_active, adding=len(new)
                     )
-                created = await self._insert_watches(conn, record, new, metadata, now, ttl)
+                created, joined = await self._insert_watches(conn, record, new, metadata, now, ttl)
                 existing.update(created)
                 locked = (await lock_imports(conn, [import_id]))[import_id]
                 if locked.tally.closed:  # closed while we inserted: roll all of it back
                     raise ImportClosed(import_id)
-                await self._fold_new(conn, locked, len(new), planner=planner, now=now)
+                await self._fold_new(conn, locked, joined, planner=planner, now=now)
         found = await Watches(self._db).get_many([existing[j] for j in wanted])
         return [found[existing[j]] for j in wanted]
 
@@ -241,9 +245,16 @@ class Imports(Repository):
         metadata: dict[str, str],
         now: datetime,
         ttl: timedelta,
-    ) -> dict[str, str]:
+    ) -> tuple[dict[str, str], list[ImportChange]]:
+        """Insert the watches, each counted at once with its job as last polled (another watch may
+        have polled it): the import's counts always equal the sum over its watches."""
+        for job_id in sorted(job_ids):  # one lock order: the poller locks jobs sorted too
+            await schedule_first_poll(
+                conn, self.dialect, account=record.account, job_id=job_id, now=now
+            )
+        known = await _snapshots(conn, record.account, job_ids)  # read under the jobs' locks
         ids = {job_id: new_id("wat") for job_id in job_ids}
-        counted = Contribution().to_dict()
+        joined = [joining(record.id, job_id, known.get(job_id)) for job_id in job_ids]
         await conn.execute(
             W.insert(),
             [
@@ -262,35 +273,34 @@ class Imports(Repository):
                     "updated_at": now,
                     "expires_at": now + ttl,
                     "import_id": record.id,
-                    "counted": counted,
+                    "counted": change.new.to_dict(),
                 }
-                for job_id in job_ids
+                for job_id, change in zip(job_ids, joined, strict=True)
             ],
         )
-        for job_id in sorted(job_ids):  # one lock order: the poller locks jobs sorted too
-            await schedule_first_poll(
-                conn, self.dialect, account=record.account, job_id=job_id, now=now
-            )
-        return ids
+        return ids, joined
 
     async def _fold_new(
         self,
         conn: AsyncConnection,
         record: ImportRecord,
-        count: int,
+        joined: Sequence[ImportChange],
         *,
         planner: ImportEventPlanner,
         now: datetime,
     ) -> None:
         tally = record.tally
-        for _ in range(count):
-            tally = fold(tally, None, Contribution(), now=now)
+        for change in joined:
+            tally = fold(tally, None, change.new, now=now, timed=False)
         expected = tally.expected_jobs
         if expected is not None and tally.jobs["total"] >= expected:
             tally = replace(tally, closed=True)
-        after, planned = planner.plan(record, tally, [], now=now)
+        # A job already under way starts the import; what it finished before is no resumption.
+        tally, types = settle(tally, now=now, finished_before=tally.images_finished)
+        after, planned = planner.plan(record, tally, types, now=now)
         await write_imports(conn, [after], now=now)
         await write_import_events(conn, planned, now=now)
+        await insert_failures(conn, [row for c in joined for row in failure_rows(c, now)])
 
     async def close(
         self, *, import_id: str, client: str | None, now: datetime, planner: ImportEventPlanner
@@ -445,6 +455,18 @@ class Imports(Repository):
                 return
             yield page
             after = page[-1].id
+
+
+async def _snapshots(
+    conn: AsyncConnection, account: str, job_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The jobs' snapshots as last polled (by any watch), for those polled yet."""
+    rows = await conn.execute(
+        select(upstream_jobs.c.job_id, upstream_jobs.c.snapshot).where(
+            upstream_jobs.c.account == account, upstream_jobs.c.job_id.in_(list(job_ids))
+        )
+    )
+    return {r.job_id: r.snapshot for r in rows if r.snapshot}
 
 
 def _failure(m: Any) -> FailureRecord:

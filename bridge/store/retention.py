@@ -5,8 +5,11 @@ the cutoff (a delivery that died, or was retried, late keeps its watch a full re
 that). Its events, deliveries and attempts go with it, and so does its upstream job row once no watch
 refers to the job and nothing polls it. Anything active or pending is never touched.
 
-Each kind of record is pruned by one function over the caller's transaction (`_PRUNERS`); imports
-join the tuple when they exist, pruned the same way once they and all their watches have ended.
+An import goes once it ended before the cutoff, none of its watches is active or ended since the
+cutoff (they usually went first), and none of its own deliveries is pending or changed since the
+cutoff; its events, deliveries, attempts and failures go with it. An open or running import stays.
+
+Each kind of record is pruned by one function over the caller's transaction (`_PRUNERS`).
 """
 
 from __future__ import annotations
@@ -17,16 +20,25 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.events.vocabulary import IMPORT_FINAL
 from bridge.store.database import Repository
-from bridge.store.tables import deliveries, delivery_attempts, events, upstream_jobs, watches
+from bridge.store.tables import (
+    deliveries,
+    delivery_attempts,
+    events,
+    import_failures,
+    imports,
+    upstream_jobs,
+    watches,
+)
 
-W, D, J = watches, deliveries, upstream_jobs
+W, D, J, I = watches, deliveries, upstream_jobs, imports  # noqa: E741
 PRUNE_LOCK = 72_941_002  # any constant: the PostgreSQL advisory lock one pruning replica holds
 Pruner = Callable[..., Awaitable[int]]
 
 
 class Retention(Repository):
-    """Deletes ended watches (later: imports) with everything that hangs off them."""
+    """Deletes ended watches and imports with everything that hangs off them."""
 
     async def prune(self, *, ended_before: datetime, now: datetime, limit: int) -> int:
         """Delete one batch of at most `limit` records that ended before `ended_before`.
@@ -110,4 +122,46 @@ async def _prune_jobs(
     )
 
 
-_PRUNERS: tuple[Pruner, ...] = (prune_watches,)
+async def prune_imports(
+    conn: AsyncConnection, *, ended_before: datetime, now: datetime, limit: int
+) -> int:
+    """Delete up to `limit` ended imports old enough to go, with their events, deliveries,
+    attempts and failures; oldest first."""
+    kept_by_watch = (
+        select(W.c.id)
+        .where(W.c.import_id == I.c.id)
+        .where(or_(W.c.status == "active", W.c.ended_at.is_(None), W.c.ended_at >= ended_before))
+        .exists()
+    )
+    candidates = await conn.execute(
+        select(I.c.id)
+        .where(I.c.status.in_(IMPORT_FINAL), I.c.ended_at < ended_before, ~kept_by_watch)
+        .order_by(I.c.ended_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    found = set(candidates.scalars())
+    if not found:
+        return 0
+    # An import's own events are stored under its id in `watch_id`, as a watch's are.
+    kept = await conn.execute(
+        select(D.c.watch_id)
+        .where(D.c.watch_id.in_(list(found)))
+        .where(or_(D.c.status == "pending", D.c.updated_at >= ended_before))
+        .order_by(D.c.id)
+        .with_for_update()
+    )
+    found -= set(kept.scalars())
+    if not found:
+        return 0
+    ids = sorted(found)
+    gone = select(D.c.id).where(D.c.watch_id.in_(ids)).scalar_subquery()
+    await conn.execute(delete(delivery_attempts).where(delivery_attempts.c.delivery_id.in_(gone)))
+    await conn.execute(delete(D).where(D.c.watch_id.in_(ids)))
+    await conn.execute(delete(events).where(events.c.watch_id.in_(ids)))
+    await conn.execute(delete(import_failures).where(import_failures.c.import_id.in_(ids)))
+    await conn.execute(delete(I).where(I.c.id.in_(ids)))
+    return len(ids)
+
+
+_PRUNERS: tuple[Pruner, ...] = (prune_watches, prune_imports)
