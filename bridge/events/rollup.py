@@ -34,6 +34,7 @@ class Contribution:
     failed: int = 0  # failed or cancelled images: finished, and not a result
     credits: int = 0
     started: bool = False  # an image of it has started or finished
+    seen: bool = False  # polled at least once (or ended): its images are known
 
     @property
     def finished(self) -> int:
@@ -43,6 +44,10 @@ class Contribution:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, stored on the watch."""
         return {name: getattr(self, name) for name in self.__slots__}
+
+    def cancelled(self) -> Contribution:
+        """The same job, cancelled: it counts as ended (and its images as known) from now on."""
+        return replace(self, state="cancelled", seen=True)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Contribution | None:
@@ -54,7 +59,8 @@ def contribution(watch_status: str, snapshot: JobSnapshot | None) -> Contributio
     """What a watch's job adds to its import, from the watch's status and the job as last polled."""
     if snapshot is None:
         state = "failed" if watch_status in ("failed", "expired") else watch_status
-        return Contribution(state="active" if state == "completed" else state)
+        state = "active" if state == "completed" else state
+        return Contribution(state=state, seen=state != "active")
     items = snapshot.items
     completed = sum(1 for i in items if i.status == "completed")
     failed = sum(1 for i in items if i.status in _FAILED_ITEMS)
@@ -71,6 +77,7 @@ def contribution(watch_status: str, snapshot: JobSnapshot | None) -> Contributio
         failed=failed,
         credits=int(snapshot.credits_used or 0),
         started=snapshot.status == "processing" or any(i.status in _STARTED_ITEMS for i in items),
+        seen=True,
     )
 
 
@@ -86,6 +93,7 @@ class Tally:
     closed: bool = False
     expected_jobs: int | None = None
     jobs: dict[str, int] = field(default_factory=_zero_jobs)
+    jobs_seen: int = 0  # jobs whose images are known: progress waits until every job's are
     images_total: int = 0
     images_completed: int = 0
     images_failed: int = 0
@@ -144,6 +152,7 @@ def fold(
     return replace(
         tally,
         jobs=jobs,
+        jobs_seen=tally.jobs_seen + int(new.seen) - int(before.seen),
         images_total=tally.images_total + new.total - before.total,
         images_completed=tally.images_completed + new.completed - before.completed,
         images_failed=tally.images_failed + new.failed - before.failed,
@@ -185,7 +194,9 @@ def settle(tally: Tally, *, now: datetime, finished_before: int) -> tuple[Tally,
         out.append("import.resumed")
     total = tally.images_total
     tenths = min(9, math.floor(10 * tally.images_finished / total)) if total else 0
-    if tenths > tally.progress_tenths:
+    # A share of the images known so far would be a false promise while jobs are still unpolled
+    # (a catalog's first polls take hours at 120 an hour): progress waits until all are known.
+    if tenths > tally.progress_tenths and tally.jobs_seen >= tally.jobs["total"]:
         tally = replace(tally, progress_tenths=tenths)
         out.append("import.progress")
     if tally.closed and tally.jobs["active"] == 0 and tally.jobs["total"] > 0:
@@ -249,12 +260,13 @@ def recount(contributions: Iterable[Contribution]) -> dict[str, Any]:
     """The counts summed from every job's contribution: what `fold` must always agree with."""
     jobs = _zero_jobs()
     images = {"total": 0, "completed": 0, "failed": 0}
-    credits = 0
+    credits = seen = 0
     for c in contributions:
+        seen += c.seen
         jobs["total"] += 1
         jobs[c.state] += 1
         images["total"] += c.total
         images["completed"] += c.completed
         images["failed"] += c.failed
         credits += c.credits
-    return {"jobs": jobs, "images": images, "credits_used": credits}
+    return {"jobs": jobs, "images": images, "credits_used": credits, "jobs_seen": seen}

@@ -48,6 +48,7 @@ def import_record(m: Any) -> ImportRecord:
         closed=bool(m["closed"]),
         expected_jobs=m["expected_jobs"],
         jobs={"total": m["jobs_total"], **{s: m[f"jobs_{s}"] for s in JOB_STATES}},
+        jobs_seen=m["jobs_seen"],
         images_total=m["images_total"],
         images_completed=m["images_completed"],
         images_failed=m["images_failed"],
@@ -83,6 +84,7 @@ def tally_columns(t: Tally) -> dict[str, Any]:
         "expected_jobs": t.expected_jobs,
         "jobs_total": t.jobs["total"],
         **{f"jobs_{s}": t.jobs[s] for s in JOB_STATES},
+        "jobs_seen": t.jobs_seen,
         "images_total": t.images_total,
         "images_completed": t.images_completed,
         "images_failed": t.images_failed,
@@ -277,7 +279,7 @@ async def fold_cancelled_watch(
     if record is None:  # pruned meanwhile: nothing left to tell
         return watch
     old = Contribution.from_dict(watch.counted) or Contribution()
-    new = replace(old, state="cancelled")
+    new = old.cancelled()
     tally = fold(record.tally, old, new, now=now)
     tally, types = settle(tally, now=now, finished_before=record.tally.images_finished)
     after, planned = planner.plan(record, tally, types, now=now)

@@ -390,13 +390,11 @@ class Imports(Repository):
         )
         tally = record.tally
         for _, old in cancelled:
-            tally = fold(tally, old, replace(old, state="cancelled"), now=now)
+            tally = fold(tally, old, old.cancelled(), now=now)
         # `counted` of each cancelled watch is its last contribution with state cancelled.
         for watch_id, old in cancelled:
             await conn.execute(
-                update(W)
-                .where(W.c.id == watch_id)
-                .values(counted=replace(old, state="cancelled").to_dict())
+                update(W).where(W.c.id == watch_id).values(counted=old.cancelled().to_dict())
             )
         return replace(record, tally=tally), True
 

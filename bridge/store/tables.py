@@ -106,6 +106,7 @@ imports = Table(
     Column("jobs_partially_completed", Integer, nullable=False, default=0),
     Column("jobs_failed", Integer, nullable=False, default=0),
     Column("jobs_cancelled", Integer, nullable=False, default=0),
+    Column("jobs_seen", Integer, nullable=False, default=0),  # polled once, or ended
     Column("images_total", Integer, nullable=False, default=0),
     Column("images_completed", Integer, nullable=False, default=0),
     Column("images_failed", Integer, nullable=False, default=0),

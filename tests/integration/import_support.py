@@ -181,6 +181,7 @@ class ImportDriver:
                 "failed": t.images_failed,
             },
             "credits_used": t.credits_used,
+            "jobs_seen": t.jobs_seen,
         }
         assert row == await self.recount(import_id)
         types = await self.check_events(import_id, last_sequence=record.last_sequence)

@@ -47,6 +47,7 @@ def _counts(tally: Tally) -> dict[str, object]:
             "failed": tally.images_failed,
         },
         "credits_used": tally.credits_used,
+        "jobs_seen": tally.jobs_seen,
     }
 
 
@@ -77,13 +78,28 @@ def test_contribution_counts_images_and_maps_watch_status_to_a_job_state():
 
 def test_contribution_without_a_snapshot():
     assert contribution("active", None) == Contribution()
-    assert contribution("expired", None) == Contribution(state="failed")
-    assert contribution("cancelled", None) == Contribution(state="cancelled")
+    # An ended job's images will never be known: it no longer holds progress back.
+    assert contribution("expired", None) == Contribution(state="failed", seen=True)
+    assert contribution("cancelled", None) == Contribution(state="cancelled", seen=True)
     assert contribution("completed", None) == Contribution()  # cannot happen: stays active
 
 
+def test_progress_waits_until_every_job_of_the_import_was_polled():
+    t = fold(Tally(), None, Contribution(), now=T0)  # added, never polled
+    polled = contribution("active", None)
+    t = fold(t, None, Contribution(), now=T0)
+    done = Contribution(total=10, completed=10, started=True, seen=True)
+    t = fold(t, polled, done, now=T0)
+    t, types = settle(t, now=T0, finished_before=0)
+    assert types == ["import.started"]  # 10 of 10 known images, but one job is not yet known
+    assert t.progress_tenths == 0
+    t = fold(t, polled, Contribution(total=10, started=True, seen=True), now=T0)
+    t, types = settle(t, now=T0, finished_before=10)
+    assert types == ["import.progress"] and t.progress_tenths == 5
+
+
 def test_contribution_round_trips_through_its_stored_form():
-    c = Contribution("completed", 3, 2, 1, 7, True)
+    c = Contribution("completed", 3, 2, 1, 7, True, True)
     assert Contribution.from_dict(c.to_dict()) == c
     assert Contribution.from_dict(None) is None
 
@@ -94,9 +110,9 @@ def test_contribution_round_trips_through_its_stored_form():
 def test_fold_adds_only_the_difference_and_moves_the_job_between_states():
     t = fold(Tally(), None, Contribution(), now=T0)
     assert t.jobs["total"] == 1 and t.jobs["active"] == 1
-    first = Contribution("active", 4, 1, 0, 1, True)
+    first = Contribution("active", 4, 1, 0, 1, True, True)
     t = fold(t, Contribution(), first, now=T0)
-    t = fold(t, first, Contribution("partially_completed", 4, 3, 1, 3, True), now=T0)
+    t = fold(t, first, Contribution("partially_completed", 4, 3, 1, 3, True, True), now=T0)
     assert t.jobs == {
         "total": 1,
         "active": 0,
@@ -110,7 +126,7 @@ def test_fold_adds_only_the_difference_and_moves_the_job_between_states():
 
 
 def test_an_untimed_fold_counts_images_but_not_towards_the_rate():
-    done = Contribution("active", 3, 3, 0, 3, True)
+    done = Contribution("active", 3, 3, 0, 3, True, True)
     t = fold(Tally(), None, done, now=T0, timed=False)
     assert t.images_completed == 3
     assert t.finished_by_minute == {} and t.last_finished_at is None
@@ -120,13 +136,13 @@ def test_settle_starts_progresses_and_ends_once():
     t = fold(Tally(closed=True), None, Contribution(), now=T0)
     t, out = settle(t, now=T0, finished_before=0)
     assert out == [] and t.status == "open"
-    started = Contribution("active", 10, 0, 0, 0, True)
+    started = Contribution("active", 10, 0, 0, 0, True, True)
     t, out = settle(fold(t, Contribution(), started, now=T0), now=T0, finished_before=0)
     assert out == ["import.started"] and t.status == "running" and t.started_at == T0
-    half = Contribution("active", 10, 5, 0, 5, True)
+    half = Contribution("active", 10, 5, 0, 5, True, True)
     t, out = settle(fold(t, started, half, now=T0), now=T0, finished_before=0)
     assert out == ["import.progress"] and t.progress_tenths == 5  # one event for five tenths
-    done = Contribution("completed", 10, 10, 0, 10, True)
+    done = Contribution("completed", 10, 10, 0, 10, True, True)
     t, out = settle(fold(t, half, done, now=T0), now=T0, finished_before=5)
     assert out == ["import.progress", "import.completed"]
     assert t.progress_tenths == 9 and t.status == "completed" and t.ended_at == T0
@@ -135,18 +151,20 @@ def test_settle_starts_progresses_and_ends_once():
 
 def test_settle_ends_failed_or_partially_and_a_job_that_finished_at_once_starts_it():
     t = fold(Tally(closed=True), None, Contribution(), now=T0)
-    failed = Contribution("failed", 2, 0, 2, 0, False)  # cancelled items only: never "started"
+    failed = Contribution(
+        "failed", 2, 0, 2, 0, False, True
+    )  # cancelled items only: never "started"
     t, out = settle(fold(t, Contribution(), failed, now=T0), now=T0, finished_before=0)
     assert out == ["import.started", "import.progress", "import.failed"]
     t = fold(Tally(closed=True), None, Contribution(), now=T0)
-    part = Contribution("partially_completed", 2, 1, 1, 1, True)
+    part = Contribution("partially_completed", 2, 1, 1, 1, True, True)
     t, out = settle(fold(t, Contribution(), part, now=T0), now=T0, finished_before=0)
     assert out[-1] == "import.partially_completed"
 
 
 def test_an_open_import_never_ends_and_close_ends_one_whose_jobs_have():
     t = fold(Tally(), None, Contribution(), now=T0)
-    done = Contribution("completed", 1, 1, 0, 1, True)
+    done = Contribution("completed", 1, 1, 0, 1, True, True)
     t, out = settle(fold(t, Contribution(), done, now=T0), now=T0, finished_before=0)
     assert out == ["import.started", "import.progress"] and t.status == "running"
     later = T0 + timedelta(hours=1)
@@ -185,7 +203,7 @@ def test_stall_needs_a_running_import_with_active_jobs_and_a_quiet_while():
 
 def test_a_finished_image_resumes_a_stalled_import():
     t = fold(Tally(), None, Contribution(), now=T0)
-    going = Contribution("active", 4, 0, 0, 0, True)
+    going = Contribution("active", 4, 0, 0, 0, True, True)
     t, _ = settle(fold(t, Contribution(), going, now=T0), now=T0, finished_before=0)
     t, out = stall(t, now=T0 + STALL, stall_after=STALL)
     assert out == ["import.stalled"]
@@ -210,7 +228,7 @@ def test_rate_and_eta_before_anything_finished():
 
 def test_rate_over_a_young_import_is_since_its_start_but_at_least_a_minute():
     t = Tally(status="running", started_at=T0)
-    t = fold(t, Contribution(), Contribution("active", 10, 2, 0, 2, True), now=T0)
+    t = fold(t, Contribution(), Contribution("active", 10, 2, 0, 2, True, True), now=T0)
     assert rate_per_hour(t, now=T0 + timedelta(seconds=5)) == 120.0  # 2 per minute, not per 5 s
     at = T0 + timedelta(minutes=30)
     assert rate_per_hour(t, now=at) == 4.0
@@ -219,7 +237,7 @@ def test_rate_over_a_young_import_is_since_its_start_but_at_least_a_minute():
 
 def test_rate_looks_back_one_hour_only():
     t = Tally(status="running", started_at=T0)
-    one = Contribution("active", 10, 1, 0, 0, True)
+    one = Contribution("active", 10, 1, 0, 0, True, True)
     t = fold(t, Contribution(), one, now=T0)
     later = T0 + timedelta(hours=2)
     two = replace(one, completed=2)
@@ -232,7 +250,7 @@ def test_rate_looks_back_one_hour_only():
 
 def test_eta_is_now_with_nothing_pending_and_none_once_ended():
     t = Tally(status="running", started_at=T0)
-    t = fold(t, Contribution(), Contribution("active", 1, 1, 0, 1, True), now=T0)
+    t = fold(t, Contribution(), Contribution("active", 1, 1, 0, 1, True, True), now=T0)
     assert eta(t, now=T0) == T0
     assert eta(replace(t, status="completed"), now=T0) is None
 
@@ -287,7 +305,7 @@ class Model:
         elif kind == "add" and not self.tally.closed and op[1] not in self.counted:
             job = op[1]
             assert isinstance(job, int)
-            known = Contribution("active", 2, 1, 0, 1, True) if op[2] else Contribution()
+            known = Contribution("active", 2, 1, 0, 1, True, True) if op[2] else Contribution()
             self.counted[job] = known
             t = fold(self.tally, None, known, now=self.now, timed=False)
             self._tell(*settle(t, now=self.now, finished_before=t.images_finished))

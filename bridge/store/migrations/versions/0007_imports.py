@@ -44,6 +44,7 @@ def upgrade() -> None:
         _count("jobs_partially_completed"),
         _count("jobs_failed"),
         _count("jobs_cancelled"),
+        _count("jobs_seen"),
         _count("images_total"),
         _count("images_completed"),
         _count("images_failed"),
