@@ -74,7 +74,7 @@ class Receiver:
             done = images["completed"] + images["failed"]
             print(
                 f"  {time.monotonic() - self.started:5.1f}s  #{data['sequence']:<3} "
-                f"{event['type']:<24}{done}/{images['total']} images finished"
+                f"{event['type']:<28}{done}/{images['total']} images finished"
             )
             return
         item = data.get("item") or {}

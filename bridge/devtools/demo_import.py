@@ -79,7 +79,7 @@ async def _follow(api: httpx.AsyncClient, import_id: str, receiver: Receiver) ->
     raise TimeoutError(f"the demo import did not finish within {DEADLINE_S:.0f} s")
 
 
-async def run_import_demo(*, jobs: int = 4, items: int = 5, seconds_per_item: float = 0.3) -> int:
+async def run_import_demo(*, jobs: int = 4, items: int = 5, seconds_per_item: float = 0.6) -> int:
     """Run the import demo; print progress, events, failures and a summary; return the exit code."""
     secret = new_secret()
     receiver = Receiver(secret)

@@ -14,7 +14,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, or_, select, tuple_, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -187,7 +187,13 @@ class JobQueue(Repository):
             result = await conn.execute(
                 update(J)
                 .where(J.c.account == account, J.c.job_id == job_id, J.c.next_poll_at.is_not(None))
-                .values(priority=1, next_poll_at=now, updated_at=now)
+                # Never later than it was: a job due earlier keeps its place in the queue, so a
+                # stream of signals for busy jobs cannot starve a job waiting for its first poll.
+                .values(
+                    priority=1,
+                    next_poll_at=case((J.c.next_poll_at < now, J.c.next_poll_at), else_=now),
+                    updated_at=now,
+                )
             )
         return bool(result.rowcount)
 
