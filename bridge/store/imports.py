@@ -6,10 +6,9 @@ order the poller takes them in), folds the change in and records the import even
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,48 +16,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.events.import_events import ImportEventPlanner
 from bridge.events.import_view import ImportRecord
-from bridge.events.rollup import Contribution, Tally, cancel, close, fold, settle, stall
+from bridge.events.rollup import Contribution, Tally, cancel, close, fold, stall
 from bridge.ids import new_id
-from bridge.store.database import Repository
+from bridge.store.import_joins import fold_new, insert_watches
+from bridge.store.import_reads import FailureRecord, ImportClosed, ImportNotFound, ImportReads
 from bridge.store.import_writes import (
-    ImportChange,
-    failure_rows,
     import_record,
-    insert_failures,
-    joining,
     lock_imports,
     tally_columns,
     write_import_events,
     write_imports,
 )
 from bridge.store.records import WatchRecord
-from bridge.store.tables import deliveries, import_failures, imports, upstream_jobs, watches
-from bridge.store.watches import Watches, WatchLimitReached, schedule_first_poll
+from bridge.store.tables import deliveries, imports, upstream_jobs, watches
+from bridge.store.watches import Watches, WatchLimitReached
 
-I, W, F = imports, watches, import_failures  # noqa: E741
-
-
-class ImportNotFound(Exception):
-    """No such import, or another client's."""
+I, W = imports, watches  # noqa: E741
 
 
-class ImportClosed(Exception):
-    """The import takes no more jobs."""
-
-
-@dataclass(frozen=True, slots=True)
-class FailureRecord:
-    """One failed image of an import, ready to resubmit."""
-
-    id: int
-    job_id: str
-    item_id: str
-    external_id: str | None
-    error_code: str | None
-    error_message: str | None
-
-
-class Imports(Repository):
+class Imports(ImportReads):
     """Imports: their rows, their jobs (watches with the import's id) and their failures."""
 
     async def create(
@@ -105,62 +81,6 @@ class Imports(Repository):
         record = await self.get(import_id=import_id)
         assert record is not None
         return record, True
-
-    async def _by_key(self, client: str, key: str) -> ImportRecord | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(I).where(I.c.client == client, I.c.idempotency_key == key)
-                )
-            ).first()
-        return import_record(row._mapping) if row else None
-
-    async def get(self, *, import_id: str, client: str | None = None) -> ImportRecord | None:
-        """One import; with `client`, only that client's (another client's does not exist)."""
-        query = select(I).where(I.c.id == import_id)
-        if client is not None:
-            query = query.where(I.c.client == client)
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(query)).first()
-        return import_record(row._mapping) if row else None
-
-    async def get_many(self, ids: Sequence[str]) -> dict[str, ImportRecord]:
-        """The imports with these ids that exist."""
-        if not ids:
-            return {}
-        async with self.reader.connect() as conn:
-            rows = await conn.execute(select(I).where(I.c.id.in_(sorted(set(ids)))))
-            return {r.id: import_record(r._mapping) for r in rows}
-
-    async def page(
-        self, *, client: str | None, status: str | None, limit: int, cursor: str | None
-    ) -> tuple[list[ImportRecord], str | None]:
-        """A page of the client's imports (every client's when None), newest first."""
-        query = select(I)
-        if client is not None:
-            query = query.where(I.c.client == client)
-        if status:
-            query = query.where(I.c.status == status)
-        if cursor:
-            query = query.where(I.c.id < cursor)
-        query = query.order_by(I.c.id.desc()).limit(limit + 1)
-        async with self.reader.connect() as conn:
-            rows = [import_record(r._mapping) for r in await conn.execute(query)]
-        page = rows[:limit]
-        return page, (page[-1].id if len(rows) > limit else None)
-
-    async def jobs(
-        self, *, import_id: str, limit: int, cursor: str | None
-    ) -> tuple[list[WatchRecord], str | None]:
-        """A page of the import's watches in the order they were added."""
-        query = select(W.c.id).where(W.c.import_id == import_id)
-        if cursor:
-            query = query.where(W.c.id > cursor)
-        async with self.reader.connect() as conn:
-            ids = [r.id for r in await conn.execute(query.order_by(W.c.id).limit(limit + 1))]
-        found = await Watches(self._db).get_many(ids[:limit])
-        page = [found[i] for i in ids[:limit] if i in found]
-        return page, (page[-1].id if len(ids) > limit and page else None)
 
     async def add_jobs(
         self,
@@ -212,12 +132,14 @@ class Imports(Repository):
                     await Watches(self._db).check_limit(
                         conn, client=client, limit=max_active, adding=len(new)
                     )
-                created, joined = await self._insert_watches(conn, record, new, metadata, now, ttl)
+                created, joined = await insert_watches(
+                    conn, self.dialect, record, new, metadata, now, ttl
+                )
                 existing.update(created)
                 locked = (await lock_imports(conn, [import_id]))[import_id]
                 if locked.tally.closed:  # closed while we inserted: roll all of it back
                     raise ImportClosed(import_id)
-                await self._fold_new(conn, locked, joined, planner=planner, now=now)
+                await fold_new(conn, locked, joined, planner=planner, now=now)
         found = await Watches(self._db).get_many([existing[j] for j in wanted])
         return [found[existing[j]] for j in wanted]
 
@@ -236,71 +158,6 @@ class Imports(Repository):
             select(W.c.job_id, W.c.id).where(W.c.import_id == import_id, W.c.job_id.in_(job_ids))
         )
         return {r.job_id: r.id for r in rows}
-
-    async def _insert_watches(
-        self,
-        conn: AsyncConnection,
-        record: ImportRecord,
-        job_ids: Sequence[str],
-        metadata: dict[str, str],
-        now: datetime,
-        ttl: timedelta,
-    ) -> tuple[dict[str, str], list[ImportChange]]:
-        """Insert the watches, each counted at once with its job as last polled (another watch may
-        have polled it): the import's counts always equal the sum over its watches."""
-        for job_id in sorted(job_ids):  # one lock order: the poller locks jobs sorted too
-            await schedule_first_poll(
-                conn, self.dialect, account=record.account, job_id=job_id, now=now
-            )
-        known = await _snapshots(conn, record.account, job_ids)  # read under the jobs' locks
-        ids = {job_id: new_id("wat") for job_id in job_ids}
-        joined = [joining(record.id, job_id, known.get(job_id)) for job_id in job_ids]
-        await conn.execute(
-            W.insert(),
-            [
-                {
-                    "id": ids[job_id],
-                    "client": record.client,
-                    "account": record.account,
-                    "job_id": job_id,
-                    "status": "active",
-                    "webhook_url": record.webhook_url,
-                    "events": list(record.events),
-                    "metadata": {**record.metadata, **metadata},
-                    "idempotency_key": None,
-                    "last_sequence": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                    "expires_at": now + ttl,
-                    "import_id": record.id,
-                    "counted": change.new.to_dict(),
-                }
-                for job_id, change in zip(job_ids, joined, strict=True)
-            ],
-        )
-        return ids, joined
-
-    async def _fold_new(
-        self,
-        conn: AsyncConnection,
-        record: ImportRecord,
-        joined: Sequence[ImportChange],
-        *,
-        planner: ImportEventPlanner,
-        now: datetime,
-    ) -> None:
-        tally = record.tally
-        for change in joined:
-            tally = fold(tally, None, change.new, now=now, timed=False)
-        expected = tally.expected_jobs
-        if expected is not None and tally.jobs["total"] >= expected:
-            tally = replace(tally, closed=True)
-        # A job already under way starts the import; what it finished before is no resumption.
-        tally, types = settle(tally, now=now, finished_before=tally.images_finished)
-        after, planned = planner.plan(record, tally, types, now=now)
-        await write_imports(conn, [after], now=now)
-        await write_import_events(conn, planned, now=now)
-        await insert_failures(conn, [row for c in joined for row in failure_rows(c, now)])
 
     async def close(
         self, *, import_id: str, client: str | None, now: datetime, planner: ImportEventPlanner
@@ -430,45 +287,6 @@ class Imports(Repository):
             await write_imports(conn, updated, now=now)
             await write_import_events(conn, planned, now=now)
         return len(updated)
-
-    async def failures(
-        self, *, import_id: str, limit: int, after: int | None = None
-    ) -> list[FailureRecord]:
-        """A page of the import's failed images in the order they were found."""
-        query = select(F).where(F.c.import_id == import_id)
-        if after is not None:
-            query = query.where(F.c.id > after)
-        async with self.reader.connect() as conn:
-            rows = await conn.execute(query.order_by(F.c.id).limit(limit))
-            return [_failure(r._mapping) for r in rows]
-
-    async def iter_failures(
-        self, *, import_id: str, batch: int = 500
-    ) -> AsyncIterator[list[FailureRecord]]:
-        """Every failed image of the import, a batch at a time (so a CSV streams, never held whole)."""
-        after: int | None = None
-        while True:
-            page = await self.failures(import_id=import_id, limit=batch, after=after)
-            if not page:
-                return
-            yield page
-            after = page[-1].id
-
-
-async def _snapshots(
-    conn: AsyncConnection, account: str, job_ids: Sequence[str]
-) -> dict[str, dict[str, Any]]:
-    """The jobs' snapshots as last polled (by any watch), for those polled yet."""
-    rows = await conn.execute(
-        select(upstream_jobs.c.job_id, upstream_jobs.c.snapshot).where(
-            upstream_jobs.c.account == account, upstream_jobs.c.job_id.in_(list(job_ids))
-        )
-    )
-    return {r.job_id: r.snapshot for r in rows if r.snapshot}
-
-
-def _failure(m: Any) -> FailureRecord:
-    return FailureRecord(**{name: m[name] for name in FailureRecord.__slots__})
 
 
 __all__ = ["FailureRecord", "ImportClosed", "ImportNotFound", "Imports", "WatchLimitReached"]
