@@ -128,6 +128,16 @@ class ImportDriver:
             imports=self.planner,
         )
 
+    async def stored(self, job_id: str) -> JobSnapshot | None:
+        """The job's snapshot as the store keeps it, None before its first poll."""
+        async with self.store.db.engine.connect() as conn:
+            found = await conn.scalar(
+                select(upstream_jobs.c.snapshot).where(
+                    upstream_jobs.c.account == ACCOUNT, upstream_jobs.c.job_id == job_id
+                )
+            )
+        return JobSnapshot.from_dict(found) if found else None
+
     async def close(self, import_id: str) -> None:
         await self.store.imports.close(
             import_id=import_id, client=None, now=self.clock.now(), planner=self.planner

@@ -72,9 +72,11 @@ class Scenario:
             job = self.last.get(job_id)
             if job is None or not job.is_final:  # type: ignore[attr-defined]
                 job = snapshot(job_id, op[2], list(op[3]))  # type: ignore[arg-type]
-            if job_id in self.known:
-                self.last[job_id] = job
             await self.d.poll(job)  # type: ignore[arg-type]
+            if job_id in self.known:
+                # The job as the bridge keeps it (items once seen are carried over): a "completed"
+                # job without items, after one with an unsettled item, is not final there.
+                self.last[job_id] = await self.d.stored(job_id)
         elif kind == "close":
             await self.d.close(self.imports[op[1]])  # type: ignore[index]
         elif kind == "cancel":
