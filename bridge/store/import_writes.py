@@ -139,14 +139,22 @@ async def roll_up(
     *,
     planner: ImportEventPlanner,
     now: datetime,
+    read: Mapping[str, ImportRecord] | None = None,
 ) -> list[PlannedEvent]:
-    """Fold the changes into their imports, record the import events they make, and the failures."""
+    """Fold the changes into their imports, record the import events they make, and the failures.
+
+    `read`: the imports as this transaction already read them under its write lock (SQLite);
+    any other import is read now, locked in id order (PostgreSQL).
+    """
     if not changes:
         return []
     by_import: dict[str, list[ImportChange]] = defaultdict(list)
     for change in changes:
         by_import[change.import_id].append(change)
-    records = await lock_imports(conn, list(by_import))
+    known = read or {}
+    records = {i: known[i] for i in by_import if i in known}
+    if len(records) < len(by_import):
+        records |= await lock_imports(conn, [i for i in by_import if i not in records])
     updated: list[ImportRecord] = []
     planned: list[PlannedEvent] = []
     failures: list[dict[str, Any]] = []

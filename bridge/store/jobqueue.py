@@ -310,7 +310,7 @@ class JobQueue(Repository):
             jobs = [_job_row(r) for r in await conn.execute(query.with_for_update())]
             if not jobs:
                 return []
-            active = await active_watches(conn, jobs)
+            active, read_imports = await active_watches(conn, jobs)
             planned, writes = [], []
             for job in jobs:
                 watching = active.get((job.account, job.job_id), [])
@@ -321,5 +321,5 @@ class JobQueue(Repository):
             await write_plans(conn, planned, writes, now=now)
             changes = import_changes(planned, writes, active)
             if changes and imports is not None:
-                await roll_up(conn, changes, planner=imports, now=now)
+                await roll_up(conn, changes, planner=imports, now=now, read=read_imports)
         return writes

@@ -17,9 +17,11 @@ from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.events.import_view import ImportRecord
+from bridge.store.import_writes import import_record
 from bridge.store.records import WatchRecord
 from bridge.store.rows import POSITIONS_PER_POLL, JobRow, JobWrite
-from bridge.store.tables import deliveries, events, upstream_jobs, watches
+from bridge.store.tables import deliveries, events, imports, upstream_jobs, watches
 from bridge.store.upsert import insert_for
 from bridge.store.watches import watch_record
 
@@ -35,17 +37,33 @@ def fields_of(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
 
 
-async def active_watches(conn: AsyncConnection, jobs: list[JobRow]) -> dict[Key, list[WatchRecord]]:
-    """The active watches of the jobs, locked in id order, with the job's state filled in."""
+async def active_watches(
+    conn: AsyncConnection, jobs: list[JobRow]
+) -> tuple[dict[Key, list[WatchRecord]], dict[str, ImportRecord]]:
+    """The active watches of the jobs, locked in id order, with the job's state filled in; and
+    on SQLite the imports they belong to, read in the same statement.
+
+    SQLite has one writer, so the imports read here stay as read until this transaction ends and
+    their roll-up needs no statement of its own to read them: a statement costs a trip through
+    aiosqlite's thread, most of a poll's CPU. PostgreSQL locks the imports later, in id order.
+    """
     keys = [(j.account, j.job_id) for j in jobs]
     by_key = {(j.account, j.job_id): j for j in jobs}
+    joined = conn.dialect.name == "sqlite"
+    query = select(watches)
+    if joined:
+        query = select(watches, *_IMPORT_COLUMNS).outerjoin(
+            imports, imports.c.id == watches.c.import_id
+        )
     rows = await conn.execute(
-        select(watches)
-        .where(tuple_(watches.c.account, watches.c.job_id).in_(keys), watches.c.status == "active")
+        query.where(
+            tuple_(watches.c.account, watches.c.job_id).in_(keys), watches.c.status == "active"
+        )
         .order_by(watches.c.id)
-        .with_for_update()
+        .with_for_update(of=watches)
     )
     out: dict[Key, list[WatchRecord]] = defaultdict(list)
+    found: dict[str, ImportRecord] = {}
     for row in rows:
         job = by_key[(row.account, row.job_id)]
         mapping = {
@@ -55,7 +73,16 @@ async def active_watches(conn: AsyncConnection, jobs: list[JobRow]) -> dict[Key,
             "next_poll_at": job.next_poll_at,
         }
         out[(row.account, row.job_id)].append(watch_record(mapping))
-    return out
+        if joined and row.import_id is not None and row.imp__id is not None:
+            found.setdefault(row.import_id, _joined_import(row._mapping))
+    return out, found
+
+
+_IMPORT_COLUMNS = [c.label(f"imp__{c.name}") for c in imports.c]
+
+
+def _joined_import(m: Any) -> ImportRecord:
+    return import_record({c.name: m[f"imp__{c.name}"] for c in imports.c})
 
 
 async def write_plans(
