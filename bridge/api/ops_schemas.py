@@ -119,6 +119,10 @@ class ChannelList(BaseModel):
 
 def ops_delivery_view(record: DeliveryRecord) -> OpsDelivery:
     """The operators' view of a delivery."""
+    # An import's own events are numbered per import: their deliveries carry its id.
+    of_import = record.watch_id.startswith("imp_")
     return OpsDelivery(
-        **delivery_view(record).model_dump(), watch_id=record.watch_id, import_id=None
+        **delivery_view(record).model_dump(),
+        watch_id=None if of_import else record.watch_id,
+        import_id=record.watch_id if of_import else None,
     )

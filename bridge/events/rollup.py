@@ -170,7 +170,9 @@ def _recent(by_minute: dict[str, int], now: datetime) -> dict[str, int]:
 
 
 def final_status(tally: Tally) -> str:
-    """How a finished import ended: every image completed, none, or some."""
+    """How a finished import ended: every job cancelled, or every image completed, none, or some."""
+    if tally.jobs["cancelled"] == tally.jobs["total"]:
+        return "cancelled"
     if tally.images_completed == 0:
         return "failed"
     if tally.images_completed == tally.images_total:

@@ -440,11 +440,11 @@ async def test_api_cancelling_the_last_watch_ends_the_import(storage_url: str) -
         # The same again changes nothing: the watch has ended, and the import with it.
         await api.http.delete(f"/v1/watches/{watches[1]['id']}", headers=api.auth())
         ended = (await api.http.get(f"/v1/imports/{found['id']}", headers=api.auth())).json()
-        # No image of it completed, so it ended failed; its jobs were cancelled.
-        assert ended["import"]["status"] == "failed"
+        # Every job of it was cancelled, so it ended cancelled.
+        assert ended["import"]["status"] == "cancelled"
         assert ended["import"]["ended_at"] == "2026-11-28T12:01:00Z"
         assert ended["import"]["jobs"]["cancelled"] == 2
-        assert await _event_types(api, found["id"]) == ["import.failed"]
+        assert await _event_types(api, found["id"]) == ["import.cancelled"]
 
 
 async def test_api_cancelling_a_watch_of_an_open_import_keeps_it_open(sqlite_url: str) -> None:
@@ -456,5 +456,5 @@ async def test_api_cancelling_a_watch_of_an_open_import_keeps_it_open(sqlite_url
         assert (after["import"]["status"], after["import"]["jobs"]["cancelled"]) == ("open", 1)
         assert await _event_types(api, found["id"]) == []
         closed = await api.http.post(f"/v1/imports/{found['id']}/close", headers=api.auth())
-        assert closed.json()["import"]["status"] == "failed"
-        assert await _event_types(api, found["id"]) == ["import.failed"]
+        assert closed.json()["import"]["status"] == "cancelled"
+        assert await _event_types(api, found["id"]) == ["import.cancelled"]

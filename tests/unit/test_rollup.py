@@ -379,3 +379,10 @@ def test_closing_and_ending_every_job_always_ends_the_import_once(ops):
     # Closed before any job came (an empty import) is the one way to stay unended.
     assert model.tally.ended or not model.counted
     assert _counts(model.tally) == recount(model.counted.values())
+
+
+def test_an_import_whose_jobs_were_all_cancelled_ends_cancelled():
+    t = fold(Tally(closed=True), None, Contribution(), now=T0)
+    t = fold(t, Contribution(), Contribution().cancelled(), now=T0)
+    t, out = settle(t, now=T0, finished_before=0)
+    assert out == ["import.cancelled"] and t.status == "cancelled"
