@@ -3,9 +3,7 @@ streamed a batch at a time (never held whole), safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -14,43 +12,17 @@ from bridge.api.context import api_of, json_response, operator_of, reader_of
 from bridge.api.import_schemas import FailurePage, FailuresQuery, failure_model
 from bridge.api.imports import readable_import
 from bridge.api.parse import parse_query
-from bridge.store.imports import FailureRecord, Imports
+from bridge.events.failures_csv import failures_csv
+from bridge.store.imports import Imports
 
-CSV_HEADER = ("external_id", "job_id", "item_id", "error_code", "error_message")
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: str | None) -> str:
-    """The value as a CSV cell no spreadsheet runs: a leading formula character gets a quote."""
-    text = value or ""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
-
-
-def csv_lines(rows: Iterable[Iterable[str | None]]) -> bytes:
-    """Rows as CSV text (CRLF line ends, quoted where needed), every cell made safe."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerows([csv_safe(cell) for cell in row] for row in rows)
-    return out.getvalue().encode("utf-8")
-
-
-def _row(failure: FailureRecord) -> tuple[str | None, ...]:
-    return (
-        failure.external_id,
-        failure.job_id,
-        failure.item_id,
-        failure.error_code,
-        failure.error_message,
-    )
 
 
 async def _csv_chunks(imports: Imports, import_id: str) -> AsyncIterator[bytes]:
     """The header, then one chunk per batch the store reads."""
-    yield csv_lines([CSV_HEADER])
+    yield failures_csv([]).encode("utf-8")
     async for batch in imports.iter_failures(import_id=import_id):
-        yield csv_lines(_row(f) for f in batch)
+        yield failures_csv(batch, header=False).encode("utf-8")
 
 
 def _wants_csv(request: Request, query: FailuresQuery) -> bool:

@@ -107,7 +107,10 @@ def import_changes(
     """What each planned write changes in the imports of the job's watches."""
     out: list[ImportChange] = []
     for job, write in zip(jobs, writes, strict=True):
-        by_id = {w.id: w for w in watching.get((job.account, job.job_id), [])}
+        in_imports = [w for w in watching.get((job.account, job.job_id), []) if w.import_id]
+        if not in_imports:  # most jobs: nothing to roll up, so no item is looked at
+            continue
+        by_id = {w.id: w for w in in_imports}
         snapshot = write.job.snapshot if write.job is not None else job.snapshot
         # Only images failed since the last poll: earlier ones were recorded then (or on joining).
         before = {item.get("id") for item in _failed_items(job.snapshot)}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.api.import_failures import csv_safe
+from bridge.events.failures_csv import csv_cell as csv_safe
 from bridge.store import Store
 from bridge.store.tables import import_failures
 from tests.integration.api_support import NOW, Api, running_api

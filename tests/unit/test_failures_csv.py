@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from bridge.delivery.channels.failures_csv import HEADER, csv_cell, failures_csv
+from bridge.events.failures_csv import HEADER, csv_cell, failures_csv
 from bridge.store.imports import FailureRecord
 
 

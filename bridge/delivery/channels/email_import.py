@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from bridge.delivery.channels import ImportFailures, Message, SendError, SendResult, StateStore
 from bridge.delivery.channels.email_message import compose, id_part
-from bridge.delivery.channels.failures_csv import failures_csv
+from bridge.events.failures_csv import failures_csv
 from bridge.events.vocabulary import IMPORT_SUMMARY_EVENTS
 from bridge.rendering import Renderer, TemplateProblem, import_context, template_context
 

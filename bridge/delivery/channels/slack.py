@@ -87,6 +87,7 @@ class SlackChannel:
             channel=channel,
             client=self._client,
             call=self._call,
+            reply=self._reply,
             renderer=renderer,
             state=state,
             public_url=public_url,

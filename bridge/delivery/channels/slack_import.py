@@ -35,6 +35,8 @@ from bridge.delivery.channels.slack_state import (
 from bridge.rendering import SLACK_IMPORT_BROADCAST, Renderer, import_context
 
 Call = Callable[[Callable[[], Awaitable[AsyncSlackResponse]]], Awaitable[AsyncSlackResponse]]
+# SlackChannel._reply: a reply in a message's thread, broadcast to the channel or not.
+Reply = Callable[..., Awaitable[None]]
 Content = tuple[list[dict[str, Any]], str]
 
 REPLY_LINES = 20  # failed images one thread reply lists; the rest are counted ("and N more")
@@ -78,6 +80,7 @@ class SlackImportMessages:
         channel: str,
         client: AsyncWebClient,
         call: Call,
+        reply: Reply,
         renderer: Renderer,
         state: StateStore,
         public_url: str,
@@ -89,6 +92,7 @@ class SlackImportMessages:
         self._channel = channel
         self._client = client
         self._call = call
+        self._reply = reply
         self._renderer = renderer
         self._state = state
         self._public_url = public_url
@@ -109,7 +113,9 @@ class SlackImportMessages:
             state, defer_until = await self._show(key, state, context, message)
             await self._reply_failures(key, state, context, message.import_id)
             if view.get("status") in SLACK_IMPORT_BROADCAST and not state.get("broadcast"):
-                await self._reply(state, self._render("import_final_failure", context), True)
+                await self._reply(
+                    state, self._render("import_final_failure", context), broadcast=True
+                )
                 state["broadcast"] = True  # after the post: at worst a repeat, never a loss
                 await write_state(self._state, key, state)
         said = "edit put off" if defer_until is not None else "shown"
@@ -195,23 +201,9 @@ class SlackImportMessages:
             return
         rows = [_failure(f) for f in found[:REPLY_LINES]]
         reply = {**context, "failures": rows, "more": len(found) - len(rows)}
-        await self._reply(state, self._render("import_failures", reply), False)
+        await self._reply(state, self._render("import_failures", reply), broadcast=False)
         state["replied_after"] = found[-1].id  # after the post, for the reason given above
         await write_state(self._state, key, state)
-
-    async def _reply(self, state: dict[str, Any], content: Content, broadcast: bool) -> None:
-        blocks, text = content
-        await self._call(
-            lambda: self._client.chat_postMessage(
-                channel=state["channel"],
-                thread_ts=state["ts"],
-                reply_broadcast=broadcast,
-                blocks=blocks,
-                text=text,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        )
 
     def _render(self, base: str, context: dict[str, Any]) -> Content:
         return render_pair(self._renderer, f"slack/{base}", context)

@@ -1,5 +1,7 @@
 """failures_csv(rows): an import's failed images as the CSV of CONTRACT section 7, ready to resubmit.
 
+One format for the API's streamed download and the summary email's attachment. Pure.
+
 Cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage
 return) are prefixed with a single quote, as OWASP advises against CSV injection.
 """
@@ -21,11 +23,13 @@ def csv_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def failures_csv(rows: Iterable[Any]) -> str:
-    """The header and one line per failed image (objects with the header's attributes)."""
+def failures_csv(rows: Iterable[Any], *, header: bool = True) -> str:
+    """The header (unless a later chunk of a stream) and one line per failed image (objects
+    with the header's attributes)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(HEADER)
+    if header:
+        writer.writerow(HEADER)
     for row in rows:
         writer.writerow([csv_cell(getattr(row, name, None)) for name in HEADER])
     return out.getvalue()
