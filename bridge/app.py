@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -15,10 +16,15 @@ from bridge.api.ratelimit import RateLimiter
 from bridge.api.routes import routes
 from bridge.clock import Clock, utcnow
 from bridge.config import Config
-from bridge.delivery.urlguard import Resolver
+from bridge.console.context import ConsoleContext
+from bridge.console.routes import console_mount
+from bridge.console.throttle import SignInThrottle
+from bridge.console.thumbnails import thumbnail_fetcher
+from bridge.delivery.urlguard import Resolver, check_url
 from bridge.events.import_events import ImportEventPlanner
 from bridge.events.routing import Router
 from bridge.polling.pool import TransportFactory
+from bridge.rendering.pages import PageRenderer
 from bridge.runtime import Runtime
 from bridge.store import Store
 
@@ -38,9 +44,15 @@ def create_app(
     Handlers reach the bridge through the lifespan state's `api` (an ApiContext).
     """
     limiter = rate_limiter or RateLimiter()
+    renderer = PageRenderer()  # every page compiles now: a broken template fails at start
+    throttle = SignInThrottle(monotonic=time.monotonic)
+    allowed_hosts = tuple(config.delivery.allowed_hosts)
+
+    async def check_thumbnail(url: str) -> object:
+        return await check_url(url, allowed_hosts=allowed_hosts, resolve=resolve)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, ApiContext]]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, object]]:
         runtime = await Runtime.start(
             config,
             store=store,
@@ -56,7 +68,7 @@ def create_app(
             channels=config.channels,
             watch_ttl=timedelta(hours=config.polling.watch_ttl_h),
             import_job_ttl=timedelta(hours=config.imports.job_ttl_h),
-            allowed_hosts=tuple(config.delivery.allowed_hosts),
+            allowed_hosts=allowed_hosts,
             store=runtime.store,
             metrics=runtime.metrics,
             now=now,
@@ -65,13 +77,23 @@ def create_app(
             limiter=limiter,
             imports=ImportEventPlanner(Router.from_config(config)),
         )
+        console = ConsoleContext(
+            operators=config.operators,
+            accounts=config.upstream.accounts,
+            channels=config.channels,
+            store=runtime.store,
+            now=now,
+            renderer=renderer,
+            throttle=throttle,
+            fetch_thumbnail=thumbnail_fetcher(check=check_thumbnail),
+        )
         try:
-            yield {"api": api}
+            yield {"api": api, "console": console}
         finally:
             await runtime.stop()
 
     app = Starlette(
-        routes=routes(),
+        routes=[*routes(), *console_mount(config.operators)],
         middleware=middleware(),
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

@@ -1,0 +1,85 @@
+"""Item thumbnails for the job page, fetched by the bridge so the page loads nothing from another
+origin: only from URLs the delivery URL guard allows, only images, at most 2 MiB."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from bridge.console.context import ThumbnailFetcher, console_of
+from bridge.console.page import operator_of
+from bridge.console.watch import WATCH_ID
+from bridge.events.snapshot import JobSnapshot
+
+log = logging.getLogger(__name__)
+MAX_BYTES = 2 * 1024 * 1024
+PLACEHOLDER = "/console/static/no-thumbnail.svg"
+# Content is trusted by its first bytes, never by the sender's Content-Type.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def image_type(data: bytes) -> str | None:
+    """The image type the bytes start with (PNG, JPEG, GIF, WebP, AVIF), else None."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:12] in (b"ftypavif", b"ftypavis"):
+        return "image/avif"
+    return None
+
+
+def thumbnail_fetcher(
+    *, check: Callable[[str], Awaitable[object]], timeout_s: float = 5.0
+) -> ThumbnailFetcher:
+    """A fetcher that lets `check` refuse the URL (raising), then reads at most MAX_BYTES."""
+
+    async def fetch(url: str) -> tuple[bytes, str] | None:
+        try:
+            await check(url)
+            async with (
+                httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as http,
+                http.stream("GET", url) as response,
+            ):
+                if response.status_code != 200:
+                    return None
+                data = b""
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > MAX_BYTES:
+                        return None
+        except Exception as exc:  # any refusal or network failure shows the placeholder
+            log.info("thumbnail not fetched", extra={"error": type(exc).__name__})
+            return None
+        kind = image_type(data)
+        return (data, kind) if kind else None
+
+    return fetch
+
+
+async def thumbnail(request: Request) -> Response:
+    """GET /console/watches/{watch_id}/items/{item_id}/thumbnail: the item's image, or a placeholder."""
+    operator_of(request)
+    console = console_of(request)
+    watch_id = request.path_params["watch_id"]
+    item_id = request.path_params["item_id"]
+    record = (
+        await console.store.watches.get(watch_id=watch_id) if WATCH_ID.fullmatch(watch_id) else None
+    )
+    job = JobSnapshot.from_dict(record.job) if record and record.job else None
+    url = next((i.thumbnail_url for i in job.items if i.id == item_id), None) if job else None
+    found = await console.fetch_thumbnail(url) if url else None
+    if found is None:
+        return RedirectResponse(PLACEHOLDER, status_code=303)
+    data, kind = found
+    return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=300"})
