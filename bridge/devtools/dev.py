@@ -110,6 +110,7 @@ def banner(*, creds: DevSecrets, bridge_url: str, sim_url: str, config_file: Pat
     ]
     if creds.operator_token is not None:
         lines.append(f"  export OPS_TOKEN={creds.operator_token}   # operators.{OPERATOR}.token")
+        lines.append(f"Console: {bridge_url}/console/ (sign in with $OPS_TOKEN)")
     auth = '-H "Authorization: Bearer $TOKEN"'
     lines += [
         "Try it (webhook_url may be http://127.0.0.1:... here):",

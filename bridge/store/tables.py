@@ -79,6 +79,7 @@ watches = Table(
     Index("ix_watches_client_status", "client", "status"),
     Index("ix_watches_expiry", "status", "expires_at"),
     Index("ix_watches_ended", "ended_at"),
+    Index("ix_watches_status_id", "status", "id"),  # the console's lists of active watches
     # One watch per job in an import (NULLs are distinct: watches outside imports are unaffected).
     Index("ix_watches_import", "import_id", "job_id", unique=True),
 )
@@ -124,6 +125,7 @@ imports = Table(
     Index("ix_imports_client", "client", "id"),
     Index("ix_imports_status", "status", "last_finished_at"),
     Index("ix_imports_ended", "ended_at"),
+    Index("ix_imports_status_id", "status", "id"),  # the console's lists of running imports
 )
 
 # Each failed (or cancelled) image of an import, in the order the polls found them: the failures
