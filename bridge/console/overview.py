@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.console.context import ConsoleContext, console_of
+from bridge.console.deliveries import destinations
 from bridge.console.page import operator_of, render
 from bridge.events.import_view import ImportRecord, import_view
 from bridge.store.ops import AccountFigures
@@ -73,7 +74,7 @@ async def overview(request: Request) -> Response:
     watches, more = await console.store.watches.page(
         client=None, status="active", limit=WATCHES_SHOWN, cursor=None
     )
-    channels = await console.store.ops.channels(sorted(console.channels))
+    channels = await console.store.ops.channels(destinations(console))
     return render(
         request,
         "overview.html.j2",

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from bridge.console.context import ThumbnailFetcher, console_of
 from bridge.console.page import operator_of
@@ -17,7 +18,10 @@ from bridge.events.snapshot import JobSnapshot
 
 log = logging.getLogger(__name__)
 MAX_BYTES = 2 * 1024 * 1024
-PLACEHOLDER = "/console/static/no-thumbnail.svg"
+PLACEHOLDER = Path(__file__).with_name("static") / "no-thumbnail.svg"
+# Browsers keep both for a while, so a live page's refresh does not fetch each image again.
+IMAGE_CACHE = "private, max-age=300"
+PLACEHOLDER_CACHE = "private, max-age=60"
 # Content is trusted by its first bytes, never by the sender's Content-Type.
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -68,7 +72,8 @@ def thumbnail_fetcher(
 
 
 async def thumbnail(request: Request) -> Response:
-    """GET /console/watches/{watch_id}/items/{item_id}/thumbnail: the item's image, or a placeholder."""
+    """GET /console/watches/{watch_id}/items/{item_id}/thumbnail: the item's image, or the
+    placeholder image (200, image/svg+xml) when there is none to show."""
     operator_of(request)
     console = console_of(request)
     watch_id = request.path_params["watch_id"]
@@ -80,6 +85,10 @@ async def thumbnail(request: Request) -> Response:
     url = next((i.thumbnail_url for i in job.items if i.id == item_id), None) if job else None
     found = await console.fetch_thumbnail(url) if url else None
     if found is None:
-        return RedirectResponse(PLACEHOLDER, status_code=303)
+        return Response(
+            PLACEHOLDER.read_bytes(),
+            media_type="image/svg+xml",
+            headers={"Cache-Control": PLACEHOLDER_CACHE},
+        )
     data, kind = found
-    return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=300"})
+    return Response(data, media_type=kind, headers={"Cache-Control": IMAGE_CACHE})
