@@ -72,6 +72,7 @@ class AccountConfig(_Strict):
     api_key: SecretStr
     polls_per_hour: int = Field(120, ge=1, le=100_000)
     max_concurrency: int = Field(2, ge=1, le=1000)
+    discover: bool = False  # also watch every job of the account, found by listing them
 
     @field_validator("api_key")
     @classmethod
@@ -104,6 +105,7 @@ class PollingConfig(_Strict):
     processing_interval_s: float = Field(15, gt=0)
     max_interval_s: float = Field(300, gt=0)
     watch_ttl_h: float = Field(48, gt=0)
+    discover_interval_s: float = Field(300, ge=10)  # how often discovery lists an account's jobs
 
     @model_validator(mode="after")
     def _max_covers_others(self) -> PollingConfig:
@@ -177,6 +179,16 @@ class WebhookChannelConfig(_Strict):
         return ([self.secret] if self.secret else []) + list(self.secrets)
 
 
+def _slack_api_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    # slack-sdk joins method names onto it: without the slash, '.../api' + 'chat.postMessage'
+    # would become '.../chat.postMessage'.
+    return value if value.endswith("/") else value + "/"
+
+
 class SlackChannelConfig(_Strict):
     """A Slack channel reached with a bot token through the Web API."""
 
@@ -190,13 +202,7 @@ class SlackChannelConfig(_Strict):
     @field_validator("base_url")
     @classmethod
     def _api_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        # slack-sdk joins method names onto it: without the slash, '.../api' + 'chat.postMessage'
-        # would become '.../chat.postMessage'.
-        return value if value.endswith("/") else value + "/"
+        return _slack_api_url(value)
 
 
 class SlackWebhookChannelConfig(_Strict):
@@ -280,6 +286,27 @@ class TemplatesConfig(_Strict):
     dir: Path | None = None
 
 
+class SlackAppConfig(_Strict):
+    """The Slack app: slash commands and buttons from Slack, and the bot token it answers with."""
+
+    signing_secret: SecretStr
+    token: SecretStr
+    base_url: str | None = None
+    allowed_teams: list[str] = Field(default_factory=list)  # empty: any team signed with the secret
+
+    @field_validator("signing_secret", "token")
+    @classmethod
+    def _not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        return _slack_api_url(value)
+
+
 class Config(_Strict):
     """The whole operator configuration."""
 
@@ -295,3 +322,4 @@ class Config(_Strict):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     imports: ImportsConfig = Field(default_factory=ImportsConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    slack_app: SlackAppConfig | None = None

@@ -14,6 +14,8 @@ from bridge.events.vocabulary import pattern_problem
 # The destination name of a watch's own webhook (bridge.events.routing.WEBHOOK_URL, which imports
 # the config, so it is spelled here again; a test keeps the two equal).
 WEBHOOK_URL = "webhook_url"
+SLACK_APP_PREFIX = "slack-app:"  # a Slack app subscription's destination: slack-app:<channel id>
+DISCOVERY_CLIENT = "discovery"  # the client that owns the watches discovery makes
 
 
 def _event_pattern_problem(pattern: Any) -> str | None:
@@ -75,6 +77,16 @@ def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
         problems.append(
             f"channels.{WEBHOOK_URL}: the name is reserved for each watch's own webhook_url"
         )
+    problems += [
+        f"channels.{name}: names starting '{SLACK_APP_PREFIX}' are reserved for the Slack app's channels"
+        for name in sorted(channels)
+        if name.startswith(SLACK_APP_PREFIX)
+    ]
+    problems += [
+        f"clients.{name}: the name is reserved for the jobs discovery watches"
+        for name in sorted(clients)
+        if name == DISCOVERY_CLIENT
+    ]
     for name, client in clients.items():
         if isinstance(client, dict):
             problems += _dangling(
@@ -89,7 +101,10 @@ def cross_reference_problems(raw: dict[str, Any]) -> list[str]:
                 problems.append(f"routes[{r}].events[{i}]: {problem}")
         problems += _dangling(route.get("accounts"), accounts, f"routes[{r}].accounts", "account")
         problems += _dangling(
-            route.get("clients"), _names(clients), f"routes[{r}].clients", "client"
+            route.get("clients"),
+            _names(clients) | {DISCOVERY_CLIENT},  # a route may take the discovered jobs
+            f"routes[{r}].clients",
+            "client",
         )
         problems += _dangling(route.get("channels"), channels, f"routes[{r}].channels", "channel")
     return problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.config import (
     ChannelConfig,
@@ -12,6 +12,7 @@ from bridge.config import (
     RouteConfig,
     SlackChannelConfig,
 )
+from bridge.events.subscriptions import SubscriptionBook, SubscriptionSet, slack_app_destination
 from bridge.events.vocabulary import IMPORT_SUMMARY_EVENTS, SUMMARY_EVENTS
 
 WEBHOOK_URL = "webhook_url"  # the destination name of a watch's own webhook_url
@@ -26,6 +27,7 @@ class WatchRoute:
     webhook_url: str | None
     events: tuple[str, ...]
     import_id: str | None = None  # the import the watch's job belongs to (or the import itself)
+    job_id: str | None = None  # the upstream job (None for an import's own events)
 
 
 def matches(pattern: str, event_type: str) -> bool:
@@ -46,11 +48,24 @@ class Router:
 
     routes: Sequence[RouteConfig]
     channels: Mapping[str, ChannelConfig]
+    book: SubscriptionBook = field(default_factory=SubscriptionBook)  # Slack channels' own
 
     @classmethod
-    def from_config(cls, config: Config) -> Router:
-        """The router of a loaded config."""
-        return cls(routes=tuple(config.routes), channels=dict(config.channels))
+    def from_config(cls, config: Config, book: SubscriptionBook | None = None) -> Router:
+        """The router of a loaded config (and the Slack app's subscriptions, when given)."""
+        return cls(
+            routes=tuple(config.routes),
+            channels=dict(config.channels),
+            book=book or SubscriptionBook(),
+        )
+
+    def subscription_destination(self, channel_id: str) -> str:
+        """Where a subscribed Slack channel's deliveries go: the configured Slack channel that posts
+        to the same channel id (so the channel gets one message, not two), else the app's own."""
+        for name, channel in self.channels.items():
+            if isinstance(channel, SlackChannelConfig) and channel.channel == channel_id:
+                return name
+        return slack_app_destination(channel_id)
 
     def destinations(self, event_type: str, watch: WatchRoute) -> list[str]:
         """Where one event of `watch` goes; see `destinations`."""
@@ -92,6 +107,7 @@ def grouped_destinations(
     """
     out: list[tuple[str, bool]] = []
     named: set[str] = set()
+    book = router.book.current
     if watch.webhook_url and matches_any(watch.events, event_type):
         out.append((WEBHOOK_URL, False))
         named.add(WEBHOOK_URL)
@@ -104,7 +120,7 @@ def grouped_destinations(
             continue
         for name in route.channels:
             channel = router.channels.get(name)
-            if name in named or channel is None:
+            if name in named or channel is None or _muted(book, channel, watch):
                 continue
             grouped = _told_in_import(route, channel, watch)
             if (
@@ -115,4 +131,32 @@ def grouped_destinations(
                 continue
             named.add(name)
             out.append((name, grouped))
+    out += _subscribed(event_type, watch, router, book, named)
+    return out
+
+
+def _muted(book: SubscriptionSet, channel: ChannelConfig, watch: WatchRoute) -> bool:
+    """Whether the Slack channel a configured channel posts to muted this job or import."""
+    return isinstance(channel, SlackChannelConfig) and book.muted(
+        channel.channel, account=watch.account, job_id=watch.job_id, import_id=watch.import_id
+    )
+
+
+def _subscribed(
+    event_type: str, watch: WatchRoute, router: Router, book: SubscriptionSet, named: set[str]
+) -> list[tuple[str, bool]]:
+    """The subscribed Slack channels that take the event, as routes to them would: a job of an
+    import is told inside the import's message unless the channel subscribed to the job itself."""
+    out: list[tuple[str, bool]] = []
+    covering = book.covering(account=watch.account, job_id=watch.job_id, import_id=watch.import_id)
+    for sub in covering:
+        name = router.subscription_destination(sub.channel_id)
+        if name in named or not matches_any(sub.events, event_type):
+            continue
+        if book.muted(
+            sub.channel_id, account=watch.account, job_id=watch.job_id, import_id=watch.import_id
+        ):
+            continue
+        named.add(name)
+        out.append((name, watch.import_id is not None and sub.kind != "job"))
     return out

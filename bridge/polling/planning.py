@@ -118,7 +118,12 @@ class _Writer:
             EventRecord(event_id, watch.id, sequence, event_type, payload, self.ctx.now)
         )
         route = WatchRoute(
-            watch.client, watch.account, watch.webhook_url, watch.events, watch.import_id
+            watch.client,
+            watch.account,
+            watch.webhook_url,
+            watch.events,
+            watch.import_id,
+            job_id=watch.job_id,
         )
         for destination, grouped in self.ctx.router.grouped_destinations(event_type, route):
             if destination == WEBHOOK_URL:

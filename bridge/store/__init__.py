@@ -11,6 +11,7 @@ from bridge.store.ops import OperatorQueries
 from bridge.store.outbox import Outbox
 from bridge.store.records import DeliveryRecord, EventRecord, WatchRecord
 from bridge.store.retention import Retention
+from bridge.store.subscriptions import Subscriptions
 from bridge.store.watches import Watches, WatchLimitReached
 
 __all__ = [
@@ -36,6 +37,7 @@ class Store:
         self.channel_state = ChannelState(db)
         self.ops = OperatorQueries(db)
         self.retention = Retention(db)
+        self.subscriptions = Subscriptions(db)
 
     async def ping(self) -> None:
         """Raise unless storage takes a write now (the readiness check)."""

@@ -272,3 +272,32 @@ storage_probe = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("writes", BigInteger, nullable=False),
 )
+
+# Slack channels' own subscriptions (the Slack app's `/photos subscribe ...`): each makes the channel
+# hear about an account's jobs, one import or one job, as if a route named it.
+slack_subscriptions = Table(
+    "slack_subscriptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("team_id", String(40), nullable=False),
+    Column("channel_id", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),  # account | import | job
+    Column("target", String(200), nullable=False),  # account name, import id or job uuid
+    Column("account", String(200)),  # the account of an import's or a job's target, when known
+    Column("events", JSON, nullable=False),  # event patterns, ["*"] by default
+    Column("created_by", String(40)),  # the Slack user who subscribed
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("channel_id", "kind", "target", name="uq_slack_subscriptions_target"),
+    Index("ix_slack_subscriptions_channel", "channel_id", "id"),
+)
+
+# A channel that pressed "Mute" on a job's or an import's message hears nothing more about it.
+slack_mutes = Table(
+    "slack_mutes",
+    metadata,
+    Column("channel_id", String(40), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # job | import
+    Column("target", String(200), primary_key=True),  # "<account>/<job uuid>" or an import id
+    Column("created_by", String(40)),
+    Column("created_at", UTCDateTime, nullable=False),
+)
