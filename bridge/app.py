@@ -22,7 +22,6 @@ from bridge.console.throttle import SignInThrottle
 from bridge.console.thumbnails import thumbnail_fetcher
 from bridge.delivery.urlguard import Resolver, check_url
 from bridge.events.import_events import ImportEventPlanner
-from bridge.events.routing import Router
 from bridge.polling.pool import TransportFactory
 from bridge.rendering.pages import PageRenderer
 from bridge.runtime import Runtime
@@ -75,7 +74,7 @@ def create_app(
             resolve=resolve,
             scheduler_running=lambda: runtime.background.running,
             limiter=limiter,
-            imports=ImportEventPlanner(Router.from_config(config)),
+            imports=ImportEventPlanner(runtime.router),
         )
         console = ConsoleContext(
             operators=config.operators,

@@ -17,6 +17,7 @@ from bridge.delivery.deliverer import Deliverer
 from bridge.delivery.urlguard import Resolver
 from bridge.events.import_events import ImportEventPlanner
 from bridge.events.routing import Router
+from bridge.events.subscriptions import SubscriptionBook
 from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import TransportFactory, UpstreamPool
@@ -27,6 +28,7 @@ POLL_TICK_S = 1.0
 DELIVER_TICK_S = 1.0  # deliveries also start at once when events are committed or a slot frees
 PRUNE_TICK_S = 300.0
 STALL_TICK_S = 60.0  # at most this late, or a quarter of imports.stall_after_s when shorter
+SUBSCRIPTIONS_TICK_S = 5.0  # another replica's new subscription routes here within this long
 RETENTION_BATCH = 50  # watches per transaction: ~0.1 s of SQLite's one writer in a 600 MB file
 
 
@@ -77,6 +79,12 @@ class Runtime:
     upstream: UpstreamPool
     http: httpx.AsyncClient
     owns_store: bool
+    router: Router  # routes and the Slack app's subscriptions: one for every writer of events
+    book: SubscriptionBook
+
+    async def refresh_subscriptions(self) -> None:
+        """Read the subscriptions and mutes again, so routing follows a change at once."""
+        self.book.replace(await self.store.subscriptions.current())
 
     @classmethod
     async def start(
@@ -96,12 +104,14 @@ class Runtime:
         owner = replica_id()
         work = Background()
         upstream = UpstreamPool(config, upstream_transport)
+        book = SubscriptionBook(await opened.subscriptions.current())
+        router = Router.from_config(config, book)
         poller = Poller(
             store=opened,
             upstream=upstream,
             accounts=config.upstream.accounts,
             polling=config.polling,
-            router=Router.from_config(config),
+            router=router,
             timeout_s=config.upstream.timeout_s,
             metrics=metrics,
             now=now,
@@ -135,6 +145,10 @@ class Runtime:
             await opened.jobs.prune_poll_log(now=now())
             return 0
 
+        async def refresh(_: datetime | None) -> int:
+            book.replace(await opened.subscriptions.current())
+            return 0
+
         await poller.start()
         if background:
             work.start(
@@ -142,6 +156,7 @@ class Runtime:
                     "poll": (poller.poll_due, POLL_TICK_S),
                     "deliver": (deliverer.dispatch_due, DELIVER_TICK_S),
                     "prune-poll-log": (prune, PRUNE_TICK_S),
+                    "subscriptions": (refresh, SUBSCRIPTIONS_TICK_S),
                     "retention": (
                         retention_step(opened, days=config.retention.days, now=now),
                         PRUNE_TICK_S,
@@ -159,7 +174,16 @@ class Runtime:
                 }
             )
         return cls(
-            opened, metrics, poller, deliverer, work, upstream, http, owns_store=store is None
+            opened,
+            metrics,
+            poller,
+            deliverer,
+            work,
+            upstream,
+            http,
+            owns_store=store is None,
+            router=router,
+            book=book,
         )
 
     async def stop(self) -> None:
