@@ -202,15 +202,22 @@ class OperatorQueries(Repository):
         delivered = await conn.execute(
             select(func.max(D.c.delivered_at)).where(D.c.destination == name)
         )
-        error = (
-            await conn.execute(
-                select(D.c.last_error, D.c.updated_at)
-                .where(D.c.destination == name, D.c.status.in_(("pending", "dead")))
-                .where(D.c.last_error.is_not(None))
-                .order_by(D.c.updated_at.desc())
-                .limit(1)
-            )
-        ).first()
+        # The newest failed delivery of each status, walking ix_deliveries_destination backwards
+        # (no sort of the whole backlog), then the later of the two.
+        errors = [
+            (
+                await conn.execute(
+                    select(D.c.last_error, D.c.updated_at)
+                    .where(D.c.destination == name, D.c.status == status)
+                    .where(D.c.last_error.is_not(None))
+                    .order_by(D.c.id.desc())
+                    .limit(1)
+                )
+            ).first()
+            for status in ("pending", "dead")
+        ]
+        found = [e for e in errors if e is not None]
+        error = max(found, key=lambda e: e.updated_at) if found else None
         return ChannelFigures(
             destination=name,
             pending=counts.get("pending", 0),

@@ -80,6 +80,8 @@ watches = Table(
     Index("ix_watches_expiry", "status", "expires_at"),
     Index("ix_watches_ended", "ended_at"),
     Index("ix_watches_status_id", "status", "id"),  # the console's lists of active watches
+    Index("ix_watches_import_id", "import_id", "id"),  # an import's jobs, a page at a time
+    Index("ix_watches_status_account", "status", "account", "job_id"),  # active jobs per account
     # One watch per job in an import (NULLs are distinct: watches outside imports are unaffected).
     Index("ix_watches_import", "import_id", "job_id", unique=True),
 )
