@@ -25,6 +25,8 @@ from bridge.events.import_events import ImportEventPlanner
 from bridge.polling.pool import TransportFactory
 from bridge.rendering.pages import PageRenderer
 from bridge.runtime import Runtime
+from bridge.slackapp.context import SlackAppContext
+from bridge.slackapp.routes import slack_routes
 from bridge.store import Store
 
 
@@ -75,6 +77,9 @@ def create_app(
             scheduler_running=lambda: runtime.background.running,
             limiter=limiter,
             imports=ImportEventPlanner(runtime.router),
+            watch_signalled=lambda account, job_id: runtime.discoverer.watch_signalled(
+                account, job_id, now=now()
+            ),
         )
         console = ConsoleContext(
             operators=config.operators,
@@ -86,13 +91,26 @@ def create_app(
             throttle=throttle,
             fetch_thumbnail=thumbnail_fetcher(check=check_thumbnail),
         )
+        state: dict[str, object] = {"api": api, "console": console}
+        if config.slack_app is not None:
+            state["slack_app"] = SlackAppContext(
+                store=runtime.store,
+                accounts=config.upstream.accounts,
+                now=now,
+                refresh=runtime.refresh_subscriptions,
+                allowed_teams=frozenset(config.slack_app.allowed_teams),
+            )
         try:
-            yield {"api": api, "console": console}
+            yield state
         finally:
             await runtime.stop()
 
     app = Starlette(
-        routes=[*routes(), *console_mount(config.operators)],
+        routes=[
+            *routes(),
+            *console_mount(config.operators),
+            *(slack_routes(config.slack_app) if config.slack_app is not None else []),
+        ],
         middleware=middleware(),
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

@@ -100,6 +100,10 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{config_path(args.config)}: OK ({len(config.upstream.accounts)} accounts, "
         f"{len(config.clients)} clients, {len(config.channels)} channels, {len(config.routes)} routes)"
     )
+    if config.slack_app is not None:
+        teams = len(config.slack_app.allowed_teams)
+        allowed = f"{teams} allowed teams" if teams else "any team signed with its signing secret"
+        print(f"slack_app: configured ({allowed})")
     return 0
 
 
@@ -136,7 +140,10 @@ def _send_test(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 1
-    return asyncio.run(send_test(config, args.channel))
+    if (args.channel is None) == (args.slack_app_channel is None):
+        print("send-test: name one channel, or --slack-app-channel CHANNEL_ID", file=sys.stderr)
+        return 2
+    return asyncio.run(send_test(config, args.channel, slack_app_channel=args.slack_app_channel))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -156,7 +163,12 @@ def parser() -> argparse.ArgumentParser:
         )
         cmd.set_defaults(func=func)
         if name == "send-test":
-            cmd.add_argument("channel", help="a channel name from the config")
+            cmd.add_argument("channel", nargs="?", help="a channel name from the config")
+            cmd.add_argument(
+                "--slack-app-channel",
+                metavar="CHANNEL_ID",
+                help="instead, a Slack channel id (C0123...) posted to with slack_app's token",
+            )
     demo = sub.add_parser("demo", help="run the whole bridge on embedded defaults and exit")
     demo.add_argument("--items", type=int, default=20, choices=range(1, 21), metavar="1..20")
     demo.add_argument("--seconds-per-item", type=float, default=0.4)

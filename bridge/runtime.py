@@ -19,6 +19,7 @@ from bridge.events.import_events import ImportEventPlanner
 from bridge.events.routing import Router
 from bridge.events.subscriptions import SubscriptionBook
 from bridge.ops.metrics import Metrics
+from bridge.polling.discoverer import Discoverer
 from bridge.polling.poller import Poller
 from bridge.polling.pool import TransportFactory, UpstreamPool
 from bridge.rendering import Renderer
@@ -28,6 +29,7 @@ POLL_TICK_S = 1.0
 DELIVER_TICK_S = 1.0  # deliveries also start at once when events are committed or a slot frees
 PRUNE_TICK_S = 300.0
 STALL_TICK_S = 60.0  # at most this late, or a quarter of imports.stall_after_s when shorter
+DISCOVER_TICK_S = 1.0  # the step decides which accounts' rounds are due (discover_interval_s)
 SUBSCRIPTIONS_TICK_S = 5.0  # another replica's new subscription routes here within this long
 RETENTION_BATCH = 50  # watches per transaction: ~0.1 s of SQLite's one writer in a 600 MB file
 
@@ -81,6 +83,7 @@ class Runtime:
     owns_store: bool
     router: Router  # routes and the Slack app's subscriptions: one for every writer of events
     book: SubscriptionBook
+    discoverer: Discoverer  # lists discovering accounts' jobs; watches signalled unknown jobs
 
     async def refresh_subscriptions(self) -> None:
         """Read the subscriptions and mutes again, so routing follows a change at once."""
@@ -117,6 +120,16 @@ class Runtime:
             now=now,
             owner=owner,
             on_events=lambda: work.nudge("deliver"),
+        )
+        discoverer = Discoverer(
+            store=opened,
+            upstream=upstream,
+            accounts=config.upstream.accounts,
+            polling=config.polling,
+            subscribed=lambda: book.current.accounts,
+            metrics=metrics,
+            now=now,
+            on_watched=lambda: work.nudge("poll"),
         )
         http = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
@@ -157,6 +170,7 @@ class Runtime:
                     "deliver": (deliverer.dispatch_due, DELIVER_TICK_S),
                     "prune-poll-log": (prune, PRUNE_TICK_S),
                     "subscriptions": (refresh, SUBSCRIPTIONS_TICK_S),
+                    "discover": (discoverer.discover_due, DISCOVER_TICK_S),
                     "retention": (
                         retention_step(opened, days=config.retention.days, now=now),
                         PRUNE_TICK_S,
@@ -184,6 +198,7 @@ class Runtime:
             owns_store=store is None,
             router=router,
             book=book,
+            discoverer=discoverer,
         )
 
     async def stop(self) -> None:

@@ -3,7 +3,7 @@ the request's lifespan state; also who is asking (a client or an operator) and a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -40,6 +40,9 @@ class ApiContext:
     scheduler_running: Callable[[], bool]
     limiter: RateLimiter
     imports: ImportEventPlanner  # numbers and routes the events of imports the API changes
+    # Discovery's watch of a signalled job nobody watches (account, job id) -> whether one was made;
+    # None when discovery is not running.
+    watch_signalled: Callable[[str, str], Awaitable[bool]] | None = None
 
 
 def context_of(scope: Scope) -> ApiContext | None:

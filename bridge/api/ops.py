@@ -9,7 +9,7 @@ from datetime import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from bridge.api.context import api_of, json_response, operator_of
+from bridge.api.context import ApiContext, api_of, json_response, operator_of
 from bridge.api.deliveries import redeliver
 from bridge.api.errors import invalid
 from bridge.api.ops_schemas import (
@@ -25,7 +25,8 @@ from bridge.api.ops_schemas import (
     ops_delivery_view,
 )
 from bridge.api.parse import parse_body, parse_query
-from bridge.events.routing import WEBHOOK_URL
+from bridge.events.routing import WEBHOOK_URL, Router
+from bridge.events.subscriptions import SLACK_APP_PREFIX
 from bridge.store.ops import AccountFigures
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ async def retry_dead(request: Request) -> Response:
     operator = operator_of(request)
     api = api_of(request)
     body = await parse_body(request, RetryDeadDeliveries)
-    if body.channel is not None and body.channel not in {*api.channels, WEBHOOK_URL}:
+    if body.channel is not None and not _known(api, body.channel):
         raise invalid("channel", f"no configured channel {body.channel!r}")
     retried = await api.store.ops.retry_dead(
         destination=body.channel, since=body.since, now=api.now()
@@ -77,15 +78,12 @@ async def retry_dead(request: Request) -> Response:
 
 
 def _budget(figures: AccountFigures, *, polls_per_hour: int, now: datetime) -> AccountBudget:
-    # What the poller's budget would still heed at `now`: a passed reset or pause no longer counts.
-    counting = figures.reset_at is not None and figures.reset_at > now
-    paused = figures.paused_until is not None and figures.paused_until > now
     return AccountBudget(
         name=figures.account,
         polls_last_hour=figures.polls_last_hour,
         polls_per_hour=polls_per_hour,
-        upstream_remaining=figures.remaining if counting else None,
-        paused_until=figures.paused_until if paused else None,
+        upstream_remaining=figures.remaining_at(now),
+        paused_until=figures.paused_at(now),
         active_jobs=figures.active_jobs,
     )
 
@@ -102,17 +100,35 @@ async def list_accounts(request: Request) -> Response:
     return json_response(AccountList(accounts=budgets))
 
 
+def _known(api: ApiContext, channel: str) -> bool:
+    """A configured channel, watches' own webhooks, or a Slack channel of the app (subscribed now
+    or before: its dead deliveries may still be sent again)."""
+    if channel.startswith(SLACK_APP_PREFIX):
+        return len(channel) > len(SLACK_APP_PREFIX)
+    return channel in api.channels or channel == WEBHOOK_URL
+
+
+async def subscribed_channels(api: ApiContext) -> list[str]:
+    """The destinations of the Slack app's subscribed channels that no configured channel posts
+    to (`slack-app:<channel id>`), in order."""
+    router = Router(routes=(), channels=api.channels)
+    found = await api.store.subscriptions.current()
+    names = {router.subscription_destination(s.channel_id) for s in found.subscriptions}
+    return sorted(names - set(api.channels))
+
+
 async def list_channels(request: Request) -> Response:
-    """GET /v1/ops/channels: each configured channel's backlog and latest delivery and error."""
+    """GET /v1/ops/channels: each configured channel's backlog and latest delivery and error, then
+    each channel subscribed through the Slack app that no configured channel posts to."""
     operator_of(request)
     api = api_of(request)
-    figures = await api.store.ops.channels(list(api.channels))
+    figures = await api.store.ops.channels([*api.channels, *await subscribed_channels(api)])
     return json_response(
         ChannelList(
             channels=[
                 ChannelHealth(
                     name=f.destination,
-                    type=api.channels[f.destination].type,
+                    type=_type(api, f.destination),
                     pending=f.pending,
                     dead=f.dead,
                     last_delivered_at=f.last_delivered_at,
@@ -123,3 +139,8 @@ async def list_channels(request: Request) -> Response:
             ]
         )
     )
+
+
+def _type(api: ApiContext, name: str) -> str:
+    configured = api.channels.get(name)
+    return configured.type if configured is not None else "slack"

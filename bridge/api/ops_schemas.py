@@ -4,7 +4,7 @@ schemas.py; they validate input and generate /openapi.json."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -126,3 +126,38 @@ def ops_delivery_view(record: DeliveryRecord) -> OpsDelivery:
         watch_id=None if of_import else record.watch_id,
         import_id=record.watch_id if of_import else None,
     )
+
+
+SUBSCRIPTION_ID_PATTERN = r"^sub_[0-9a-f]{32}$"
+
+
+class OpsSubscriptionsQuery(BaseModel):
+    """The query string of GET /v1/ops/subscriptions."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    limit: int = Field(50, ge=1, le=100, description="Page size, 1 to 100.")
+    cursor: Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN)] | None = Field(
+        None, description="The next_cursor of the previous page."
+    )
+
+
+class SlackSubscription(BaseModel):
+    """A Slack channel's subscription made through the Slack app (CONTRACT section 9)."""
+
+    id: str
+    team_id: str
+    channel_id: str
+    kind: Literal["account", "import", "job"]
+    target: str = Field(description="The account's name, the import's id or the job's uuid.")
+    account: str | None = Field(description="The account of an import or a job, when known.")
+    events: list[str]
+    created_by: str | None = Field(description="The Slack user who subscribed the channel.")
+    created_at: datetime
+
+
+class SlackSubscriptionPage(BaseModel):
+    """A page of subscriptions, oldest first."""
+
+    subscriptions: list[SlackSubscription]
+    next_cursor: str | None

@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from bridge.api import deliveries, health, ops, signals, watches
+from bridge.api import deliveries, health, ops, ops_subscriptions, signals, watches
 from bridge.api.import_routes import IMPORT_OPERATIONS
 from bridge.api.openapi import Operation, serve_openapi
 from bridge.api.ops_schemas import (
@@ -15,8 +15,10 @@ from bridge.api.ops_schemas import (
     OpsDeliveriesQuery,
     OpsDeliveryEnvelope,
     OpsDeliveryPage,
+    OpsSubscriptionsQuery,
     Retried,
     RetryDeadDeliveries,
+    SlackSubscriptionPage,
 )
 from bridge.api.schemas import (
     CreateWatch,
@@ -162,6 +164,18 @@ OPERATIONS = (
         status=200,
         response=ChannelList,
         errors=_AUTHED,
+        tag="operators",
+    ),
+    Operation(
+        method="GET",
+        path="/v1/ops/subscriptions",
+        endpoint=ops_subscriptions.list_subscriptions,
+        operation_id="opsListSubscriptions",
+        summary="Slack channels' subscriptions made through the Slack app, oldest first (operator token)",
+        status=200,
+        response=SlackSubscriptionPage,
+        errors=(400, *_AUTHED),
+        query=OpsSubscriptionsQuery,
         tag="operators",
     ),
     Operation(

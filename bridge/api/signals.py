@@ -25,7 +25,8 @@ SIGNAL_HEADERS = (
 
 
 class SignalAccepted(BaseModel):
-    """The signal was verified; `polled_soon` says whether a watched job was moved up."""
+    """The signal was verified; `polled_soon` says whether a watched job was moved up (or, on an
+    account discovery covers, a job nobody watched was watched and made due now)."""
 
     status: Literal["accepted"]
     polled_soon: bool
@@ -68,10 +69,12 @@ async def upstream_signal(request: Request) -> Response:
     except SignatureProblem as exc:
         raise ApiError(401, "invalid_signature", str(exc)) from None
     job_id = _job_id(body)
-    moved = await api.store.jobs.signal(
-        account=request.path_params["account"], job_id=job_id, now=api.now()
-    )
-    api.metrics.signals.labels(request.path_params["account"], str(moved).lower()).inc()
+    name = request.path_params["account"]
+    moved = await api.store.jobs.signal(account=name, job_id=job_id, now=api.now())
+    if not moved and api.watch_signalled is not None:
+        # A job nobody watches, on an account discovery covers: watched now, and due now.
+        moved = await api.watch_signalled(name, job_id)
+    api.metrics.signals.labels(name, str(moved).lower()).inc()
     log.info(
         "upstream signal", extra={"job_id": job_id, "upstream_event_id": event_id, "moved": moved}
     )

@@ -1,5 +1,5 @@
 """GET /console/channels: each channel's health — backlog, dead deliveries, latest delivery and
-latest error."""
+latest error — and the Slack channels' own subscriptions."""
 
 from __future__ import annotations
 
@@ -7,16 +7,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.console.context import console_of
-from bridge.console.deliveries import destinations
+from bridge.console.deliveries import channel_types, destinations
 from bridge.console.page import operator_of, render
-from bridge.events.routing import WEBHOOK_URL
+
+SUBSCRIPTIONS_SHOWN = 200  # the rest: GET /v1/ops/subscriptions
 
 
 async def list_channels(request: Request) -> Response:
     """The channels page."""
     operator_of(request)
     console = console_of(request)
-    figures = await console.store.ops.channels(destinations(console))
-    types: dict[str, str] = {name: c.type for name, c in console.channels.items()}
-    types[WEBHOOK_URL] = "watches' own webhooks"
-    return render(request, "channels.html.j2", title="Channels", channels=figures, types=types)
+    names = await destinations(console)
+    figures = await console.store.ops.channels(names)
+    types = channel_types(console, names)
+    subscriptions, more = await console.store.subscriptions.page(
+        limit=SUBSCRIPTIONS_SHOWN, cursor=None
+    )
+    return render(
+        request,
+        "channels.html.j2",
+        title="Channels",
+        channels=figures,
+        types=types,
+        subscriptions=subscriptions,
+        more_subscriptions=more is not None,
+    )

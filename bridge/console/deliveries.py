@@ -14,7 +14,8 @@ from starlette.responses import RedirectResponse, Response
 from bridge.console.context import ConsoleContext, console_of
 from bridge.console.imports import cursor_of, status_of
 from bridge.console.page import checked_form, operator_of, render, safe_back
-from bridge.events.routing import WEBHOOK_URL
+from bridge.events.routing import WEBHOOK_URL, Router
+from bridge.events.subscriptions import SLACK_APP_PREFIX
 from bridge.store.records import DELIVERY_STATUSES
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,29 @@ PAGE_SIZE = 50
 DELIVERY_ID = re.compile(r"dlv_[0-9a-f]{32}")
 
 
-def destinations(console: ConsoleContext) -> list[str]:
-    """Every channel a delivery can go to: the configured ones and watches' own webhooks."""
-    return [*sorted(console.channels), WEBHOOK_URL]
+async def destinations(console: ConsoleContext) -> list[str]:
+    """Every channel a delivery can go to: the configured ones, the Slack channels subscribed
+    through the Slack app that no configured channel posts to, and watches' own webhooks."""
+    router = Router(routes=(), channels=console.channels)
+    found = await console.store.subscriptions.current()
+    subscribed = {router.subscription_destination(s.channel_id) for s in found.subscriptions}
+    return [*sorted(console.channels), *sorted(subscribed - set(console.channels)), WEBHOOK_URL]
+
+
+def channel_types(console: ConsoleContext, names: list[str]) -> dict[str, str]:
+    """What kind of channel each destination is, for the pages that list them."""
+    types = {name: "slack (Slack app)" for name in names if name.startswith(SLACK_APP_PREFIX)}
+    types.update({name: c.type for name, c in console.channels.items()})
+    types[WEBHOOK_URL] = "watches' own webhooks"
+    return types
+
+
+def _known(channel: str | None, listed: list[str]) -> bool:
+    """Listed, or a Slack app channel no longer subscribed (its deliveries are still stored)."""
+    if channel is None:
+        return False
+    app = channel.startswith(SLACK_APP_PREFIX) and len(channel) > len(SLACK_APP_PREFIX)
+    return app or channel in listed
 
 
 def _flash(request: Request, back: str, message: str) -> Response:
@@ -39,7 +60,8 @@ async def list_deliveries(request: Request) -> Response:
     console = console_of(request)
     status = status_of(request, DELIVERY_STATUSES)
     channel = request.query_params.get("channel")
-    if channel not in destinations(console):
+    listed = await destinations(console)
+    if not _known(channel, listed):
         channel = None
     page, next_cursor = await console.store.ops.deliveries_page(
         status=status, destination=channel, limit=PAGE_SIZE, cursor=cursor_of(request)
@@ -53,7 +75,7 @@ async def list_deliveries(request: Request) -> Response:
         status=status,
         channel=channel,
         statuses=DELIVERY_STATUSES,
-        channels=destinations(console),
+        channels=listed if channel is None or channel in listed else [*listed, channel],
         next_query=urlencode({**filters, "cursor": next_cursor}) if next_cursor else None,
         here=request.url.path + (f"?{urlencode(filters)}" if filters else ""),
     )
@@ -90,7 +112,7 @@ async def redeliver_all(request: Request) -> Response:
     console = console_of(request)
     back = safe_back(str(form.get("back") or ""), "/console/deliveries?status=dead")
     channel = str(form.get("channel") or "")
-    if channel not in destinations(console):
+    if not _known(channel, await destinations(console)):
         return _flash(request, back, "No such channel.")
     retried = await console.store.ops.retry_dead(destination=channel, since=None, now=console.now())
     log.info(

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bridge.console.context import ConsoleContext, console_of
-from bridge.console.deliveries import destinations
+from bridge.console.deliveries import channel_types, destinations
 from bridge.console.page import operator_of, render
 from bridge.events.import_view import ImportRecord, import_view
 from bridge.store.ops import AccountFigures
@@ -31,15 +31,13 @@ class Budget:
 
 
 def budget(figures: AccountFigures, *, polls_per_hour: int, now: datetime) -> Budget:
-    """What the poller's budget heeds at `now`: a passed reset or pause no longer counts."""
-    counting = figures.reset_at is not None and figures.reset_at > now
-    paused = figures.paused_until is not None and figures.paused_until > now
+    """An account's budget as the overview draws it at `now`."""
     return Budget(
         name=figures.account,
         polls_last_hour=figures.polls_last_hour,
         polls_per_hour=polls_per_hour,
-        upstream_remaining=figures.remaining if counting else None,
-        paused_until=figures.paused_until if paused else None,
+        upstream_remaining=figures.remaining_at(now),
+        paused_until=figures.paused_at(now),
         active_jobs=figures.active_jobs,
     )
 
@@ -74,7 +72,8 @@ async def overview(request: Request) -> Response:
     watches, more = await console.store.watches.page(
         client=None, status="active", limit=WATCHES_SHOWN, cursor=None
     )
-    channels = await console.store.ops.channels(destinations(console))
+    names = await destinations(console)
+    channels = await console.store.ops.channels(names)
     return render(
         request,
         "overview.html.j2",
@@ -84,5 +83,5 @@ async def overview(request: Request) -> Response:
         watches=watches,
         more_watches=more is not None,
         channels=channels,
-        channel_types={name: c.type for name, c in console.channels.items()},
+        channel_types=channel_types(console, names),
     )

@@ -11,6 +11,7 @@ import httpx
 from bridge.config import Config, EmailChannelConfig
 from bridge.delivery.channels import Message, SendError
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
+from bridge.events.subscriptions import slack_app_destination
 from bridge.ids import new_id
 from bridge.rendering import Renderer, TemplateProblem
 from bridge.rendering.samples import sample_event, sample_job
@@ -35,13 +36,42 @@ class _Scratch:
         return held
 
 
-async def send_test(config: Config, name: str) -> int:
-    """Send a sample event to channel `name`; print the outcome; return the exit code."""
-    channel_config = config.channels.get(name)
+def _destination(
+    config: Config, name: str | None, slack_app_channel: str | None
+) -> tuple[str, str] | None:
+    """(destination, how to name it) for a configured channel or a Slack app channel; None after
+    saying why there is none."""
+    if slack_app_channel is not None:
+        if config.slack_app is None:
+            print(
+                "slack_app is not configured: there is no Slack app token to post with",
+                file=sys.stderr,
+            )
+            return None
+        if not slack_app_channel.strip():
+            print("--slack-app-channel needs a Slack channel id such as C0123456", file=sys.stderr)
+            return None
+        return slack_app_destination(
+            slack_app_channel.strip()
+        ), f"Slack app channel {slack_app_channel.strip()!r}"
+    channel_config = config.channels.get(name or "")
     if channel_config is None:
         known = ", ".join(sorted(config.channels)) or "none configured"
         print(f"unknown channel {name!r} (channels: {known})", file=sys.stderr)
+        return None
+    return name or "", f"{channel_config.type} channel {name!r}"
+
+
+async def send_test(
+    config: Config, name: str | None, *, slack_app_channel: str | None = None
+) -> int:
+    """Send a sample event to channel `name`, or with the Slack app's token to the Slack channel
+    `slack_app_channel`; print the outcome; return the exit code."""
+    found = _destination(config, name, slack_app_channel)
+    if found is None:
         return 1
+    destination, label = found
+    channel_config = config.channels.get(destination)
     summary = isinstance(channel_config, EmailChannelConfig) and channel_config.mode == "summary"
     payload = sample_event("job.partially_completed" if summary else "item.failed")
     try:
@@ -60,13 +90,15 @@ async def send_test(config: Config, name: str) -> int:
     async with httpx.AsyncClient() as http:
         registry = ChannelRegistry(config=config, http=http, state=_Scratch(), renderer=renderer)
         try:
-            channel = registry.for_destination(name, webhook_url=None, client="send-test")
+            channel = registry.for_destination(destination, webhook_url=None, client="send-test")
             result = await channel.send(message)
         except (DestinationError, SendError) as exc:
             code = getattr(exc, "status_code", None)
             said = f" (HTTP {code})" if code and f"HTTP {code}" not in str(exc) else ""
-            print(f"FAILED: {channel_config.type} channel {name!r}: {exc}{said}", file=sys.stderr)
+            print(f"FAILED: {label}: {exc}{said}", file=sys.stderr)
             return 1
+        finally:
+            await registry.aclose()
     status = f" (HTTP {result.status_code})" if result.status_code else ""
-    print(f"OK: sent a sample {payload['type']} to {channel_config.type} channel {name!r}{status}")
+    print(f"OK: sent a sample {payload['type']} to {label}{status}")
     return 0

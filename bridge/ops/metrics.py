@@ -55,3 +55,9 @@ class Metrics:
             ["account"],
             registry=self.registry,
         )
+        self.discovered = Counter(
+            "bridge_discovered_jobs",
+            "Jobs discovery began to watch, by account (found by listing, or signalled by the upstream)",
+            ["account"],
+            registry=self.registry,
+        )

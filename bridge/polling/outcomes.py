@@ -75,13 +75,23 @@ class Malformed(_Answer):
     error: str
 
 
-Outcome: TypeAlias = (
-    Ok
-    | Unauthorized
-    | NotFound
-    | RateLimited
-    | ServerError
-    | TimedOut
-    | ConnectionFailed
-    | Malformed
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of GET /product-photo-jobs: each job's id and status, and the next page's cursor."""
+
+    jobs: tuple[tuple[str, str | None], ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Listed(_Answer):
+    """A 2xx with a usable page of jobs (discovery's list request)."""
+
+    page: JobPage
+
+
+Failure: TypeAlias = (
+    Unauthorized | NotFound | RateLimited | ServerError | TimedOut | ConnectionFailed | Malformed
 )
+Outcome: TypeAlias = Ok | Failure
+ListOutcome: TypeAlias = Listed | Failure

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
-from bridge.polling.outcomes import RateLimit
+from bridge.polling.outcomes import JobPage, RateLimit
 
 _UINT = re.compile(r"[0-9]{1,15}")
 _SECONDS = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
@@ -65,6 +65,27 @@ def parse_job(data: object) -> JobSnapshot:
         credits_used=_count(job, "credits_used", where="job") or 0,
         items=items,
     )
+
+
+MAX_CURSOR = 200  # a date-time; anything much longer is not one
+
+
+def parse_job_page(data: object) -> JobPage:
+    """Build a JobPage from a decoded list response body; ValueError names what is unusable."""
+    if not isinstance(data, dict):
+        raise ValueError("body: expected a JSON object")
+    raw_jobs = data.get("jobs")
+    if not isinstance(raw_jobs, list):
+        raise ValueError("jobs: expected an array")
+    jobs = []
+    for n, raw in enumerate(raw_jobs):
+        if not isinstance(raw, dict):
+            raise ValueError(f"jobs[{n}]: expected an object")
+        jobs.append((_id(raw, where=f"jobs[{n}]").lower(), _status(raw, where=f"jobs[{n}]")))
+    cursor = data.get("next_cursor")
+    if cursor is not None and (not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR):
+        raise ValueError("next_cursor: expected a date-time string or null")
+    return JobPage(jobs=tuple(jobs), next_cursor=cursor)
 
 
 def _parse_item(raw: object, *, where: str) -> ItemSnapshot:

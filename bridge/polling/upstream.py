@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import TypedDict
+from typing import TypedDict, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -23,6 +23,9 @@ from bridge.ids import clean_request_id
 from bridge.outbound import parse_retry_after
 from bridge.polling.outcomes import (
     ConnectionFailed,
+    Failure,
+    Listed,
+    ListOutcome,
     Malformed,
     NotFound,
     Ok,
@@ -33,7 +36,7 @@ from bridge.polling.outcomes import (
     TimedOut,
     Unauthorized,
 )
-from bridge.polling.parse import parse_job, parse_rate_limit
+from bridge.polling.parse import parse_job, parse_job_page, parse_rate_limit
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ MAX_BODY_BYTES = 1024 * 1024  # a 20-item job is a few KiB; anything near this i
 LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=55.0)
 
 _TOKEN = re.compile(r"[\x21-\x7e]+")
+LIST_LIMIT = 100  # the most the list endpoint answers per page: fewest list requests per round
+_T = TypeVar("_T", Ok, Listed)
 
 
 class _Meta(TypedDict):
@@ -96,7 +101,8 @@ class UpstreamClient:
             raise ValueError("job_id must name a job")
         sent_id = clean_request_id(request_id) or uuid.uuid4().hex
         started = time.perf_counter()
-        outcome = await self._get(f"product-photo-jobs/{quote(job_id, safe='')}", sent_id)
+        path = f"product-photo-jobs/{quote(job_id, safe='')}"
+        outcome: Outcome = await self._get(path, sent_id, _job)
         if isinstance(outcome, Ok) and outcome.snapshot.id.lower() != job_id.lower():
             outcome = Malformed(
                 error="job.id is not the requested job",
@@ -105,6 +111,31 @@ class UpstreamClient:
                 status_code=outcome.status_code,
             )
         self._log(outcome, job_id=job_id, sent_id=sent_id, elapsed_s=time.perf_counter() - started)
+        return outcome
+
+    async def list_jobs(
+        self, *, status: str, cursor: str | None = None, limit: int = LIST_LIMIT
+    ) -> ListOutcome:
+        """GET /product-photo-jobs?status=&limit=&cursor= once (one page, newest first); never
+        raises for I/O. Discovery follows `page.next_cursor` with further calls."""
+        params = {"status": status, "limit": str(limit)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        sent_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        outcome: ListOutcome = await self._get("product-photo-jobs", sent_id, _page, params=params)
+        extra: dict[str, object] = {
+            "status": status,
+            "request_id": sent_id,
+            "upstream_request_id": outcome.request_id,
+            "status_code": outcome.status_code,
+            "outcome": type(outcome).__name__,
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        if isinstance(outcome, Listed):
+            extra["jobs"] = len(outcome.page.jobs)
+        ok = isinstance(outcome, Listed | RateLimited)
+        log.log(logging.INFO if ok else logging.WARNING, "upstream jobs listed", extra=extra)
         return outcome
 
     async def aclose(self) -> None:
@@ -117,16 +148,25 @@ class UpstreamClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _get(self, path: str, sent_id: str) -> Outcome:
+    async def _get(
+        self,
+        path: str,
+        sent_id: str,
+        success: Callable[[object, _Meta], _T],
+        *,
+        params: dict[str, str] | None = None,
+    ) -> _T | Failure:
         try:
             # httpx's timeouts are per phase; this bounds the whole exchange, slow drips included.
             async with asyncio.timeout(self._timeout_s):
                 headers = {"X-Request-Id": sent_id}
-                async with self._client.stream("GET", path, headers=headers) as response:
+                async with self._client.stream(
+                    "GET", path, headers=headers, params=params
+                ) as response:
                     body = await _read_body(response)
         except (httpx.RequestError, aiohttp.ClientError, OSError) as exc:
             return self._failure(exc)
-        return self._outcome(response, body)
+        return self._outcome(response, body, success)
 
     def _failure(self, exc: BaseException) -> TimedOut | ConnectionFailed:
         # httpx_aiohttp maps refused and reset connections to httpx.ConnectTimeout: ask the cause.
@@ -137,7 +177,9 @@ class UpstreamClient:
         error = f"{type(detail).__name__}: {text}" if text else type(detail).__name__
         return ConnectionFailed(error=error.replace(self._api_key, "[redacted]"))
 
-    def _outcome(self, response: httpx.Response, body: bytes | None) -> Outcome:
+    def _outcome(
+        self, response: httpx.Response, body: bytes | None, success: Callable[[object, _Meta], _T]
+    ) -> _T | Failure:
         data = _json(body)
         status = response.status_code
         meta = _Meta(
@@ -152,7 +194,7 @@ class UpstreamClient:
             if data is None:
                 return Malformed(error="body is not JSON", **meta)
             try:
-                return Ok(parse_job(data), **meta)
+                return success(data, meta)
             except ValueError as exc:
                 return Malformed(error=str(exc), **meta)
         if status == 401:
@@ -177,6 +219,14 @@ class UpstreamClient:
         if isinstance(outcome, ConnectionFailed | Malformed):
             extra["error"] = outcome.error
         log.log(logging.INFO if ok else logging.WARNING, "upstream job fetched", extra=extra)
+
+
+def _job(data: object, meta: _Meta) -> Ok:
+    return Ok(parse_job(data), **meta)
+
+
+def _page(data: object, meta: _Meta) -> Listed:
+    return Listed(parse_job_page(data), **meta)
 
 
 async def _read_body(response: httpx.Response) -> bytes | None:

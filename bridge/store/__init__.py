@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bridge.store.channel_state import ChannelState
 from bridge.store.database import Database
+from bridge.store.discovery import Discovery
 from bridge.store.engine import create_engine, migrate
 from bridge.store.imports import Imports
 from bridge.store.jobqueue import JobQueue
@@ -38,6 +39,7 @@ class Store:
         self.ops = OperatorQueries(db)
         self.retention = Retention(db)
         self.subscriptions = Subscriptions(db)
+        self.discovery = Discovery(db)
 
     async def ping(self) -> None:
         """Raise unless storage takes a write now (the readiness check)."""

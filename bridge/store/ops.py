@@ -37,6 +37,16 @@ class AccountFigures:
     paused_until: datetime | None
     active_jobs: int  # upstream jobs with at least one active watch
 
+    def remaining_at(self, now: datetime) -> int | None:
+        """The upstream's remaining count as the poller heeds it at `now` (None once reset)."""
+        return self.remaining if self.reset_at is not None and self.reset_at > now else None
+
+    def paused_at(self, now: datetime) -> datetime | None:
+        """Until when the account is paused at `now` (None when a pause has passed)."""
+        return (
+            self.paused_until if self.paused_until is not None and self.paused_until > now else None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelFigures:

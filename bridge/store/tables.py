@@ -197,7 +197,18 @@ poll_log = Table(
     Column("account", String(200), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("client", String(200)),  # whose turn the poll was (fair queuing between clients)
+    Column("kind", String(8)),  # "list" for discovery's list requests; None for a job's poll
     Index("ix_poll_log_account_at", "account", "at"),
+)
+
+# Each account's next discovery round (bridge.polling.discovery): one replica takes a round by
+# moving next_round_at on, so two replicas never list one account twice in an interval.
+discovery_rounds = Table(
+    "discovery_rounds",
+    metadata,
+    Column("account", String(200), primary_key=True),
+    Column("next_round_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 events = Table(

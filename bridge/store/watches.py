@@ -227,6 +227,20 @@ class Watches(Repository):
             )
             return {r.id: _watch(r) for r in rows}
 
+    async def of_job(
+        self, job_id: str, *, accounts: Sequence[str], limit: int
+    ) -> list[WatchRecord]:
+        """The watches of one upstream job id on any of `accounts`, oldest first (the Slack app's
+        status); naming the accounts lets the (account, job_id) index find them."""
+        query = (
+            select(*_WATCH_COLUMNS)
+            .select_from(_JOIN)
+            .where(watches.c.account.in_(list(accounts)), watches.c.job_id == job_id)
+        )
+        async with self.reader.connect() as conn:
+            rows = await conn.execute(query.order_by(watches.c.id).limit(limit))
+            return [_watch(r) for r in rows]
+
     async def page(
         self, *, client: str | None, status: str | None, limit: int, cursor: str | None
     ) -> tuple[list[WatchRecord], str | None]:

@@ -38,6 +38,53 @@ def test_fit_blocks_clips_text_to_slack_limits(blocks, expected):
     assert fit_blocks(blocks) == expected
 
 
+def button(text):
+    return {"type": "button", "action_id": "mute", "text": {"type": "plain_text", "text": text}}
+
+
+def dialog(title, text, confirm):
+    return {
+        "title": {"type": "plain_text", "text": title},
+        "text": {"type": "mrkdwn", "text": text},
+        "confirm": {"type": "plain_text", "text": confirm},
+        "deny": {"type": "plain_text", "text": "Cancel"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("element", "expected"),
+    [
+        (button("Mute"), button("Mute")),
+        (button("b" * 80), button("b" * 74 + "…")),
+        (
+            {**button("Mute"), "confirm": dialog("t" * 120, "x" * 400, "c" * 40)},
+            {**button("Mute"), "confirm": dialog("t" * 99 + "…", "x" * 299 + "…", "c" * 29 + "…")},
+        ),
+    ],
+)
+def test_fit_blocks_clips_buttons_and_their_confirm_dialogs(element, expected):
+    [fitted] = fit_blocks([{"type": "actions", "elements": [element]}])
+
+    assert fitted == {"type": "actions", "elements": [expected]}
+
+
+def test_fit_blocks_keeps_at_most_25_buttons_in_an_actions_block():
+    [fitted] = fit_blocks([{"type": "actions", "elements": [button(str(n)) for n in range(30)]}])
+
+    assert len(fitted["elements"]) == 25
+
+
+def test_fit_blocks_keeps_the_buttons_when_it_leaves_blocks_out():
+    actions = {"type": "actions", "elements": [button("Mute")]}
+
+    fitted = fit_blocks([*(section(str(n)) for n in range(80)), actions])
+
+    assert len(fitted) == MAX_BLOCKS
+    assert fitted[-1] == actions
+    assert fitted[47] == section("47")
+    assert "32 more blocks" in fitted[-2]["elements"][0]["text"]
+
+
 def test_fit_blocks_keeps_at_most_50_blocks_and_says_how_many_were_left_out():
     fitted = fit_blocks([section(str(n)) for n in range(80)])
 

@@ -92,3 +92,28 @@ def test_template_golden_cases_cover_every_channel_template():
     covered = {name for name, _ in CASES}
 
     assert covered == {name for names in TEMPLATES_BY_CHANNEL.values() for name in names}
+
+
+# The same messages with the Slack app configured: its "Show failures" and "Mute" buttons.
+BUTTON_CASES = [
+    ("slack/message.json.j2", "job.processing"),
+    ("slack/import.json.j2", "import.progress"),
+]
+
+
+@pytest.mark.parametrize(("name", "event_type"), BUTTON_CASES)
+def test_template_with_buttons_matches_its_golden_file(renderer, name, event_type):
+    stem = name.removesuffix(".json.j2").rsplit("/", 1)[-1]
+    path = GOLDEN / "slack" / "buttons" / f"{stem}.{event_type}.json"
+    if is_import_template(name):
+        context = sample_import_context(event_type, failures=4)
+    else:
+        context = sample_context(event_type)
+    actual = json.dumps(
+        renderer.render_json(name, {**context, "buttons": True}), indent=2, ensure_ascii=False
+    )
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual + "\n", encoding="utf-8")
+    assert path.is_file(), f"no golden file {path}; run with UPDATE_GOLDEN=1 to write it"
+    assert actual + "\n" == path.read_text(encoding="utf-8")

@@ -25,10 +25,15 @@ from bridge.delivery.channels import Channel, ImportFailures, StateStore
 from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.delivery.urlguard import Resolver
 from bridge.events.routing import WEBHOOK_URL
+from bridge.events.subscriptions import SLACK_APP_PREFIX
 from bridge.outbound import USER_AGENT
 
 if TYPE_CHECKING:
     from bridge.rendering import Renderer
+
+
+# A subscribed channel's import message is edited as often as a configured Slack channel's by default.
+_DEFAULT_EDIT_INTERVAL_S: float = SlackChannelConfig.model_fields["edit_interval_s"].default
 
 
 class DestinationError(Exception):
@@ -36,7 +41,8 @@ class DestinationError(Exception):
 
 
 class ChannelRegistry:
-    """Hands out the channel for a destination: `"webhook_url"` or a name from `config.channels`."""
+    """Hands out the channel for a destination: `"webhook_url"`, a name from `config.channels`, or
+    `"slack-app:<channel id>"` (a channel subscribed through the Slack app, posted with its token)."""
 
     def __init__(
         self,
@@ -63,6 +69,8 @@ class ChannelRegistry:
         """The destination's channel type (webhook, slack, ...), a metrics label."""
         if destination == WEBHOOK_URL:
             return "webhook"
+        if destination.startswith(SLACK_APP_PREFIX):
+            return "slack"
         settings = self._config.channels.get(destination)
         return settings.type if settings is not None else "unknown"
 
@@ -98,6 +106,8 @@ class ChannelRegistry:
         )
 
     def _build(self, name: str) -> Channel:
+        if name.startswith(SLACK_APP_PREFIX):
+            return self._slack_app(name)
         settings = self._config.channels.get(name)
         if settings is None:
             raise DestinationError(f"channel {name!r} is no longer configured")
@@ -116,20 +126,70 @@ class ChannelRegistry:
     # Slack and email are imported when first needed: slack-sdk and aiosmtplib load only if used.
 
     def _slack(self, name: str, settings: SlackChannelConfig, renderer: Renderer) -> Channel:
+        token = settings.token.get_secret_value()
+        return self._slack_channel(
+            name=name,
+            token=token,
+            channel=settings.channel,
+            base_url=settings.base_url,
+            edit_interval_s=settings.edit_interval_s,
+            renderer=renderer,
+            # The buttons reach the Slack app only on messages its own bot posted.
+            buttons=self._app_token() == token,
+        )
+
+    def _slack_app(self, name: str) -> Channel:
+        """A subscribed channel no configured channel posts to, reached with the app's token."""
+        app = self._config.slack_app
+        channel_id = name.removeprefix(SLACK_APP_PREFIX)
+        if app is None:
+            raise DestinationError(
+                f"{name!r} is a Slack app subscription, and slack_app is not configured"
+            )
+        if not channel_id:
+            raise DestinationError(f"{name!r} names no Slack channel")
+        if self._renderer is None:
+            raise DestinationError(f"channel {name!r} needs templates, and no renderer was given")
+        return self._slack_channel(
+            name=name,
+            token=app.token.get_secret_value(),
+            channel=channel_id,
+            base_url=app.base_url,
+            edit_interval_s=_DEFAULT_EDIT_INTERVAL_S,
+            renderer=self._renderer,
+            buttons=True,
+        )
+
+    def _app_token(self) -> str | None:
+        app = self._config.slack_app
+        return app.token.get_secret_value() if app is not None else None
+
+    def _slack_channel(
+        self,
+        *,
+        name: str,
+        token: str,
+        channel: str,
+        base_url: str | None,
+        edit_interval_s: float,
+        renderer: Renderer,
+        buttons: bool,
+    ) -> Channel:
         from bridge.delivery.channels.slack import SlackChannel
 
         return SlackChannel(
             name=name,
-            token=settings.token.get_secret_value(),
-            channel=settings.channel,
+            token=token,
+            channel=channel,
             renderer=renderer,
             state=self._state,
             public_url=self._config.server.base_url,
-            base_url=settings.base_url,
+            base_url=base_url,
             timeout_s=self._config.delivery.timeout_s,
-            edit_interval_s=settings.edit_interval_s,
+            edit_interval_s=edit_interval_s,
             failures=self._failures,
             now=self._now,
+            buttons=buttons,
         )
 
     def _slack_webhook(

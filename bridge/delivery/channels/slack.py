@@ -65,8 +65,10 @@ class SlackChannel:
         edit_interval_s: float = 10.0,
         failures: ImportFailures | None = None,
         now: Callable[[], datetime] = utcnow,
+        buttons: bool = False,
     ) -> None:
         self._name = name
+        self._buttons = buttons  # "Show failures" and "Mute", for the Slack app to answer
         self._channel = channel
         self._renderer = renderer
         self._state = state
@@ -94,6 +96,7 @@ class SlackChannel:
             edit_interval_s=edit_interval_s,
             failures=failures,
             now=now,
+            buttons=buttons,
         )
 
     async def send(self, message: Message) -> SendResult:
@@ -109,6 +112,7 @@ class SlackChannel:
         context = template_context(
             payload=message.payload, job=message.job, public_url=self._public_url
         )
+        context["buttons"] = self._buttons
         main = self._render("slack/message", context)
         # Two watches on one job share its message: one send at a time per job in this process.
         lock = self._job_locks.setdefault(key, asyncio.Lock())

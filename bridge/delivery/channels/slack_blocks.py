@@ -16,10 +16,14 @@ MAX_FIELD_TEXT = 2000
 MAX_HEADER_TEXT = 150
 MAX_FIELDS = 10
 MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
+MAX_BUTTON_TEXT = 75
+CONFIRM_LIMITS = {"title": 100, "text": 300, "confirm": 30, "deny": 30}  # a confirm dialog's parts
 
 
 def fit_blocks(blocks: Any) -> list[dict[str, Any]]:
-    """Keep Block Kit inside Slack's limits whatever a template made: 50 blocks, text lengths."""
+    """Keep Block Kit inside Slack's limits whatever a template made: 50 blocks (an `actions`
+    block is kept when others are left out), text lengths, buttons and their confirm dialogs."""
     if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
         raise ValueError("a Block Kit template must render a JSON list of objects")
     fitted = [
@@ -27,12 +31,15 @@ def fit_blocks(blocks: Any) -> list[dict[str, Any]]:
         for block in blocks
     ]
     if len(fitted) > MAX_BLOCKS:
-        left_out = len(fitted) - (MAX_BLOCKS - 1)
+        # The buttons stay (they are how a channel mutes a noisy message); text gives way.
+        actions = [b for b in fitted if b.get("type") == "actions"][: MAX_BLOCKS // 2]
+        rest = [b for b in fitted if b.get("type") != "actions"]
+        kept = MAX_BLOCKS - 1 - len(actions)
         note = {
             "type": "mrkdwn",
-            "text": f"…and {left_out} more blocks, left out to fit Slack's limit",
+            "text": f"…and {len(rest) - kept} more blocks, left out to fit Slack's limit",
         }
-        fitted = [*fitted[: MAX_BLOCKS - 1], {"type": "context", "elements": [note]}]
+        fitted = [*rest[:kept], {"type": "context", "elements": [note]}, *actions]
     return fitted
 
 
@@ -42,7 +49,7 @@ def _fit(value: Any, limit: int) -> Any:
         return [_fit(v, limit) for v in value]
     if not isinstance(value, dict):
         return value
-    out = {}
+    out: dict[str, Any] = {}
     for key, child in value.items():
         if (
             key == "text"
@@ -54,6 +61,12 @@ def _fit(value: Any, limit: int) -> Any:
             out[key] = _fit(child[:MAX_FIELDS], min(limit, MAX_FIELD_TEXT))
         elif key == "elements" and value.get("type") == "context" and isinstance(child, list):
             out[key] = _fit(child[:MAX_CONTEXT_ELEMENTS], limit)
+        elif key == "elements" and value.get("type") == "actions" and isinstance(child, list):
+            out[key] = _fit(child[:MAX_ACTIONS_ELEMENTS], limit)
+        elif key == "text" and value.get("type") == "button":
+            out[key] = _fit(child, MAX_BUTTON_TEXT)
+        elif key == "confirm" and isinstance(child, dict) and "title" in child:
+            out[key] = {k: _fit(v, CONFIRM_LIMITS.get(k, limit)) for k, v in child.items()}
         else:
             out[key] = _fit(child, limit)
     return out

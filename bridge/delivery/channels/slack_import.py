@@ -87,6 +87,7 @@ class SlackImportMessages:
         edit_interval_s: float,
         failures: ImportFailures | None,
         now: Callable[[], datetime],
+        buttons: bool = False,
     ) -> None:
         self._name = name
         self._channel = channel
@@ -99,6 +100,7 @@ class SlackImportMessages:
         self._interval = timedelta(seconds=edit_interval_s)
         self._failures = failures
         self._now = now
+        self._buttons = buttons
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def send(self, message: Message) -> SendResult:
@@ -108,6 +110,7 @@ class SlackImportMessages:
             return SendResult(response_excerpt="skipped: the import is no longer stored")
         key = f"slack:{self._name}:import:{message.import_id}"
         context = import_context(view=view, payload=message.payload, public_url=self._public_url)
+        context["buttons"] = self._buttons
         async with self._locks.setdefault(key, asyncio.Lock()):
             state = await read_state(self._state, key)
             state, defer_until = await self._show(key, state, context, message)
