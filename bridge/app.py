@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 from starlette.applications import Starlette
@@ -49,7 +49,7 @@ def create_app(
     throttle = SignInThrottle(monotonic=time.monotonic)
     allowed_hosts = tuple(config.delivery.allowed_hosts)
 
-    async def check_thumbnail(url: str) -> object:
+    async def check_thumbnail(url: str) -> Sequence[object]:
         return await check_url(url, allowed_hosts=allowed_hosts, resolve=resolve)
 
     @contextlib.asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -46,7 +47,10 @@ def _job_id(body: bytes) -> str:
             candidates += [job.get("id") if isinstance(job, dict) else None, holder.get("job_id")]
     for candidate in candidates:
         if isinstance(candidate, str) and 0 < len(candidate) <= 64:
-            return candidate.lower()
+            try:  # one spelling of a UUID, so {…} or urn:uuid: forms find the same watches
+                return str(uuid.UUID(candidate))
+            except ValueError:
+                return candidate.lower()
     raise invalid("body", "names no job (job.id, job_id, data.job.id or data.job_id)")
 
 

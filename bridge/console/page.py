@@ -26,7 +26,8 @@ class FormRefused(Exception):
 
 def operator_of(request: Request) -> str:
     """The signed-in operator's name, or raise SignInRequired."""
-    name = signed_in_operator(request, console_of(request).operators)
+    console = console_of(request)
+    name = signed_in_operator(request, console.operators, now=console.now())
     if name is None:
         raise SignInRequired
     return name
@@ -60,7 +61,7 @@ def render(
 ) -> HTMLResponse:
     """A console page with the fields every layout uses."""
     console = console_of(request)
-    name = signed_in_operator(request, console.operators)
+    name = signed_in_operator(request, console.operators, now=console.now())
     html = console.renderer.render(
         template,
         {

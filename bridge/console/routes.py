@@ -58,7 +58,7 @@ def console_routes() -> list[Route | Mount]:
         Route("/imports/{import_id}", imports.show_import),
         Route("/imports/{import_id}/failures.csv", imports.failures_file),
         Route("/watches/{watch_id}", watch.show_watch),
-        Route("/watches/{watch_id}/items/{item_id}/thumbnail", thumbnails.thumbnail),
+        Route("/watches/{watch_id}/items/{item_id:path}/thumbnail", thumbnails.thumbnail),
         Route("/deliveries", deliveries.list_deliveries),
         Route("/deliveries/redeliver", deliveries.redeliver_all, methods=["POST"]),
         Route("/deliveries/{delivery_id}/redeliver", deliveries.redeliver, methods=["POST"]),

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
+from datetime import datetime
 
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -61,8 +62,15 @@ def session_middleware(operators: Mapping[str, OperatorConfig]) -> Middleware:
     )
 
 
-def signed_in_operator(request: Request, operators: Mapping[str, OperatorConfig]) -> str | None:
-    """The operator this session belongs to, if it is still valid for their current token."""
+def signed_in_operator(
+    request: Request, operators: Mapping[str, OperatorConfig], *, now: datetime
+) -> str | None:
+    """The operator this session belongs to, if it is still valid for their current token and
+    began less than MAX_AGE_S ago (the cookie is re-signed on every answer, so its own age says
+    only how long the tab has been idle)."""
+    since = request.session.get("since")
+    if not isinstance(since, int | float) or not 0 <= now.timestamp() - since <= MAX_AGE_S:
+        return None
     name = request.session.get("operator")
     if not isinstance(name, str) or name not in operators:
         return None
@@ -74,11 +82,14 @@ def signed_in_operator(request: Request, operators: Mapping[str, OperatorConfig]
     return name
 
 
-def start_session(request: Request, *, name: str, config: OperatorConfig) -> None:
+def start_session(request: Request, *, name: str, config: OperatorConfig, now: datetime) -> None:
     """A fresh session for `name`: a new CSRF token, nothing from before sign-in kept."""
     request.session.clear()
     request.session.update(
-        operator=name, fingerprint=fingerprint(name, config), csrf=secrets.token_urlsafe(32)
+        operator=name,
+        fingerprint=fingerprint(name, config),
+        csrf=secrets.token_urlsafe(32),
+        since=int(now.timestamp()),
     )
 
 

@@ -72,7 +72,7 @@ async def login(request: Request) -> Response:
             back=back,
             error="That is not an operator token.",
         )
-    start_session(request, name=name, config=console.operators[name])
+    start_session(request, name=name, config=console.operators[name], now=console.now())
     log.info("console sign-in", extra={"operator": name, "address": address})
     return RedirectResponse(back, status_code=303)
 

@@ -3,8 +3,9 @@ origin: only from URLs the delivery URL guard allows, only images, at most 2 MiB
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -43,26 +44,41 @@ def image_type(data: bytes) -> str | None:
     return None
 
 
+def _pinned(
+    url: str, addresses: Sequence[object]
+) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The request to make: to the first checked address when the check resolved the host, so a
+    DNS answer that changes after the check (rebinding) cannot point the fetch elsewhere."""
+    parsed = httpx.URL(url)
+    if not addresses:
+        return parsed, {}, {}
+    headers = {"host": parsed.netloc.decode("ascii"), "connection": "close"}
+    extensions = {"sni_hostname": parsed.raw_host.decode("ascii")}
+    return parsed.copy_with(host=str(addresses[0])), headers, extensions
+
+
 def thumbnail_fetcher(
-    *, check: Callable[[str], Awaitable[object]], timeout_s: float = 5.0
+    *, check: Callable[[str], Awaitable[Sequence[object]]], timeout_s: float = 5.0
 ) -> ThumbnailFetcher:
-    """A fetcher that lets `check` refuse the URL (raising), then reads at most MAX_BYTES."""
+    """A fetcher that lets `check` refuse the URL (raising) or return the addresses it checked,
+    then reads at most MAX_BYTES within `timeout_s` in all."""
 
     async def fetch(url: str) -> tuple[bytes, str] | None:
         try:
-            await check(url)
-            async with (
-                httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as http,
-                http.stream("GET", url) as response,
-            ):
-                if response.status_code != 200:
-                    return None
-                data = b""
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > MAX_BYTES:
+            async with asyncio.timeout(timeout_s):
+                target, headers, extensions = _pinned(url, await check(url))
+                async with (
+                    httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as http,
+                    http.stream("GET", target, headers=headers, extensions=extensions) as response,
+                ):
+                    if response.status_code != 200:
                         return None
-        except Exception as exc:  # any refusal or network failure shows the placeholder
+                    data = b""
+                    async for chunk in response.aiter_bytes():
+                        data += chunk
+                        if len(data) > MAX_BYTES:
+                            return None
+        except Exception as exc:  # any refusal, timeout or network failure shows the placeholder
             log.info("thumbnail not fetched", extra={"error": type(exc).__name__})
             return None
         kind = image_type(data)

@@ -36,5 +36,14 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "aiosqlite", "alembic.runtime.migration", "apscheduler"):
+    # slack_bolt logs a refused request's whole body (its response_url too) at INFO.
+    noisy_loggers = (
+        "httpx",
+        "httpcore",
+        "aiosqlite",
+        "alembic.runtime.migration",
+        "apscheduler",
+        "slack_bolt",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -89,6 +89,9 @@ class Discoverer:
         canonical = canonical_job_id(job_id)
         if canonical is None or not self.discovers(account):
             return False
+        # A job some client watches (even one whose watches ended) is not discovery's to reopen.
+        if await self.store.watches.of_job(canonical, accounts=[account], limit=1):
+            return False
         return bool(await self._watch(account, [canonical], now=now))
 
     async def _step(self, account: str, now: datetime) -> int:

@@ -21,6 +21,7 @@ from bridge.slackapp.status import MAX_WATCHES_SHOWN, status_text
 from bridge.store.subscriptions import AlreadySubscribed
 
 MAX_LISTED = 100
+MAX_PER_CHANNEL = 100  # routing reads every subscription for every event: keep the set small
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,11 @@ async def _subscribe(ctx: SlackAppContext, command: Subscribe, asker: Asker) -> 
     account, problem = await _target_account(ctx, command)
     if problem:
         return problem
+    if len(await ctx.store.subscriptions.of_channel(asker.channel_id)) >= MAX_PER_CHANNEL:
+        return (
+            f"This channel has {MAX_PER_CHANNEL} subscriptions, the most it may have; "
+            "unsubscribe from one first."
+        )
     try:
         sub = await ctx.store.subscriptions.subscribe(
             team_id=asker.team_id,

@@ -37,6 +37,15 @@ def refusal(team_id: str | None) -> str:
     )
 
 
+# Slack's own id shapes: anything else (empty, markup, control characters) is refused, never stored.
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,30}")
+BAD_CHANNEL = "The bridge cannot tell which channel this came from; use it in a channel."
+
+
+def _valid_channel(value: object) -> str | None:
+    return value if isinstance(value, str) and CHANNEL_ID.fullmatch(value) else None
+
+
 def _bridge(context: AsyncBoltContext) -> SlackAppContext:
     found = context.get("bridge")
     if not isinstance(found, SlackAppContext):
@@ -53,9 +62,13 @@ async def on_command(
     if not ctx.allows(team_id):
         await ack(text=refusal(team_id), response_type="ephemeral")
         return
+    channel_id = _valid_channel(body.get("channel_id"))
+    if channel_id is None:
+        await ack(text=BAD_CHANNEL, response_type="ephemeral")
+        return
     asker = Asker(
         team_id=str(team_id or ""),
-        channel_id=str(body.get("channel_id") or ""),
+        channel_id=channel_id,
         user_id=body.get("user_id"),
         command=str(body.get("command") or "/photos"),
     )
@@ -77,9 +90,12 @@ async def on_button(
     await ack()
     ctx = _bridge(context)
     team_id = (body.get("team") or {}).get("id")
-    if not ctx.allows(team_id):
-        await _tell(respond, refusal(team_id))
-        return
+    # In a channel shared between workspaces the clicking user's own team must be allowed too.
+    user_team = (body.get("user") or {}).get("team_id", team_id)
+    for team in (team_id, user_team):
+        if not ctx.allows(team):
+            await _tell(respond, refusal(team))
+            return
     action = (body.get("actions") or [{}])[0]
     parsed = parse_button(str(action.get("value") or ""))
     if parsed is None:
@@ -89,7 +105,10 @@ async def on_button(
     if action.get("action_id") == SHOW_FAILURES:
         text = await _safely(failures_text(ctx, kind, ref))
     else:
-        channel_id = str((body.get("channel") or {}).get("id") or "")
+        channel_id = _valid_channel((body.get("channel") or {}).get("id"))
+        if channel_id is None:
+            await _tell(respond, BAD_CHANNEL)
+            return
         user_id = (body.get("user") or {}).get("id")
         text = await _safely(mute_text(ctx, kind, ref, channel_id=channel_id, user_id=user_id))
     await _tell(respond, text)

@@ -60,7 +60,7 @@ def _job_line(watch: WatchRecord) -> str:
     job: dict[str, Any] | None = watch.job
     if not job:
         return f"Job `{watch.job_id}`: not polled yet."
-    status = str(job.get("status") or "unknown").replace("_", " ")
+    status = slack_escape(str(job.get("status") or "unknown").replace("_", " "))
     total = int(job.get("total_items") or 0)
     done = int(job.get("completed_items") or 0)
     failed = int(job.get("failed_items") or 0)
@@ -77,7 +77,7 @@ def _import_text(record: ImportRecord, ctx: SlackAppContext) -> str:
     finished = jobs.get("total", 0) - jobs.get("active", 0)
     lines = [
         f"Import `{record.id}` *{slack_escape(record.name)}* "
-        f"(account {slack_escape(record.account)}): *{str(view['status']).replace('_', ' ')}*"
+        f"(account {slack_escape(record.account)}): *{slack_escape(str(view['status']).replace('_', ' '))}*"
         + (" — stalled" if view["stalled"] else ""),
         f"Jobs: {finished} of {jobs.get('total', 0)} done ({jobs.get('failed', 0)} failed, "
         f"{jobs.get('active', 0)} active)" + ("" if view["closed"] else ", still taking jobs"),

@@ -253,7 +253,7 @@ async def test_console_watch_page_shows_items_events_and_attempts(sqlite_url: st
     items = _section(page, "items-h")
     base = f"/console/watches/{watch['id']}/items"
     assert f'<img src="{base}/item-1/thumbnail" alt="Thumbnail of sku-1"' in items
-    assert f'<img src="{base}/item%202/x/thumbnail"' in items
+    assert f'<img src="{base}/item%202%2Fx/thumbnail"' in items  # a slash stays inside the id
     assert "nsfw" in items and "image refused" in items
     assert "1 of 2 images done, 1 failed" in page
     assert "<dt>order</dt><dd>A-1</dd>" in page

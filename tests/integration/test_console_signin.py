@@ -196,3 +196,18 @@ async def test_console_signed_out_page_goes_to_the_sign_in_form(sqlite_url: str)
             },
         )
         assert signed.headers["location"] == "/console/deliveries?status=dead"
+
+
+async def test_console_session_ends_twelve_hours_after_sign_in_however_busy(
+    sqlite_url: str,
+) -> None:
+    # The cookie is re-signed on every answer (a live page asks every 3 s): its own age only says
+    # how idle the tab is, so the session carries when it began.
+    async with running_console(sqlite_url) as console:
+        for _ in range(3):
+            console.api.clock.advance(hours=4)
+            assert (await console.http.get("/console/")).status_code == 200
+        console.api.clock.advance(hours=0.5)  # 12.5 h after sign-in, last request 30 min ago
+        after = await console.http.get("/console/")
+        assert after.status_code == 303
+        assert after.headers["location"].startswith("/console/login")

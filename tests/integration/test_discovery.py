@@ -192,3 +192,26 @@ async def test_discovery_signal_for_an_unknown_job_watches_it_at_once(storage_ur
         assert job_id in page and DISCOVERY_CLIENT in page
         operator = await api.http.get(f"/v1/watches/{found[0].id}", headers=api.auth("ops"))
         assert operator.status_code == 200 and operator.json()["watch"]["job_id"] == job_id
+
+
+async def test_discovery_signal_never_reopens_a_job_a_client_watched(storage_url):
+    # A client's watch that ended leaves the job final; a late signal (in another spelling of the
+    # same UUID) is no reason for discovery to watch it again.
+    job_id = "1c7f4a8e-2f7e-4c1a-9d7e-1c2b3a4d5e6f"
+    async with running_console(storage_url, edit_config=_main_discovers) as console:
+        api = console.api
+        created = await api.create("shop", job_id=job_id)
+        watch_id = created.json()["watch"]["id"]
+        cancelled = await api.http.delete(f"/v1/watches/{watch_id}", headers=api.auth())
+        assert cancelled.status_code == 200
+        spelled = "{" + job_id.upper() + "}"
+        body = json.dumps({"type": "job.updated", "data": {"job": {"id": spelled}}}).encode()
+        answer = await api.http.post(
+            "/upstream/main/signals", content=body, headers=_signed(body, "aigen_test_main")
+        )
+        assert answer.status_code == 202
+        assert answer.json()["polled_soon"] is False
+        found, _ = await api.store.watches.page(
+            client=DISCOVERY_CLIENT, status=None, limit=10, cursor=None
+        )
+        assert found == []
