@@ -1,22 +1,27 @@
-"""Webhook delivery throughput and latency, beside the raw httpx POST rate; prints one JSON object.
+"""Webhook delivery throughput and latency, beside raw POST rates; prints one JSON object.
 
-A receiver runs in its own process (so its CPU is not the bridge's): it answers 200 to every POST
-and notes when each `webhook-id` arrived. Measured per storage backend (SQLite, PostgreSQL):
+A verifying receiver runs in its own process (`bench.receiver`: its CPU is not the bridge's): it
+checks every POST's signature and notes when each `webhook-id` first arrived and how often.
+Measured per storage backend (SQLite, PostgreSQL):
 
-- throughput: a backlog of `--watches` x `--events` committed deliveries drained by one Deliverer;
-- latency: events committed at `--rate` per second for `--seconds`; p50/p99 from an event's commit
-  (its created_at) to its receipt. With `--hanging N`, N more receivers (in this process) accept
-  and never answer, each the webhook of 6 watches that get events too: the latency is the healthy
-  receiver's.
+- throughput: a backlog of `--watches` x `--events` committed deliveries (2,000 by default)
+  drained by one Deliverer, from the first nudge until none is pending;
+- latency: events committed at `--rate` per second (150 by default) for `--seconds`; p50/p99 from
+  an event's commit (its created_at) to its receipt. With `--hanging N`, N more receivers (in this
+  process) accept and never answer, each the webhook of 6 watches that get events too: the latency
+  is the healthy receiver's;
+- in both, every event must arrive at least once with a good signature, and each watch's events
+  in sequence order (`verified`).
 
-The deliverer runs as `serve` runs it: the scheduler (ticking every `--tick` s) calls
+The deliverer runs as `serve` runs it: over `bridge.delivery.http.open_http()` (or httpx's own
+pool with `--webhook-transport httpcore`), the scheduler (ticking every `--tick` s) calls
 `dispatch_due()`, and a commit or a freed slot nudges it.
 
-The baseline is httpx POSTing an event-sized body to the same receiver at concurrency 1, 8 and the
-Deliverer's, measured just before and just after each backend (the machine may be shared); the
-ratio is to the best of those.
+The baseline is raw POSTs of an event-sized, signed body to the same receiver, by httpx and by
+aiohttp, at concurrency 1, the Deliverer's per receiver, 8, 32 and its total, measured just
+before and just after each backend (the machine may be shared); the ratio is to the best of all.
 
-    python bench/delivery.py [--watches 300] [--events 4] [--rate 200] [--seconds 4] [--hanging 10]
+    python bench/delivery.py [--watches 500] [--events 4] [--rate 150] [--seconds 4] [--hanging 0]
 """
 
 from __future__ import annotations
@@ -24,24 +29,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 from typing import Any
 
+import aiohttp
 import httpx
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.receiver import Arrival, receiving, take_arrivals
 from bridge.background import Background
 from bridge.clock import utcnow
 from bridge.config import Config
@@ -54,6 +61,7 @@ from bridge.delivery.deliverer import (
     PER_DESTINATION,
     Deliverer,
 )
+from bridge.delivery.http import open_http
 from bridge.delivery.lanes import Lanes
 from bridge.events.payloads import iso
 from bridge.ids import new_id
@@ -63,63 +71,9 @@ from bridge.store.tables import deliveries, events, watches
 
 RAW_CONCURRENCY = (1, PER_DESTINATION, 8, 32, MAX_SENDING)
 HANGING_WATCHES = 6  # per hanging receiver: more than its PER_DESTINATION slots
+TARGETS = {"per_second": 500, "ratio_to_best_raw": 0.6, "p99_ms": 100}  # issue 13
 
-
-def serve_receiver() -> None:
-    """The child process: a receiver that records arrival times; prints its URL when ready."""
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response
-    from starlette.routing import Route
-
-    from bridge.devtools.localserver import serving
-
-    arrivals: dict[str, float] = {}
-
-    async def hook(request: Request) -> Response:
-        await request.body()
-        arrivals.setdefault(request.headers.get("webhook-id", ""), time.time())
-        return PlainTextResponse("ok")
-
-    async def take(request: Request) -> Response:
-        taken = dict(arrivals)
-        arrivals.clear()
-        return JSONResponse(taken)
-
-    async def run() -> None:
-        app = Starlette(
-            routes=[
-                Route("/hook", hook, methods=["POST"]),
-                Route("/arrivals", take, methods=["POST"]),
-            ]
-        )
-        async with serving(app) as server:
-            print(server.url, flush=True)
-            await asyncio.Event().wait()
-
-    asyncio.run(run())
-
-
-@contextlib.contextmanager
-def receiver() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--receiver"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        if not url.startswith("http://"):
-            raise RuntimeError("the receiver did not start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-async def take_arrivals(http: httpx.AsyncClient, url: str) -> dict[str, float]:
-    response = await http.post(url + "/arrivals")
-    response.raise_for_status()
-    return {key: float(value) for key, value in response.json().items()}
+Post = Callable[[], Awaitable[None]]  # one raw POST
 
 
 @contextlib.asynccontextmanager
@@ -234,6 +188,29 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def verify(
+    committed: dict[str, datetime], arrived: dict[str, Arrival], refused: int
+) -> dict[str, Any]:
+    """At least once (every event arrived, signed well) and in order (per watch, by sequence)."""
+    missing = committed.keys() - arrived.keys()
+    mine = [arrived[e] for e in committed if e in arrived]
+    by_watch: dict[str, list[Arrival]] = {}
+    for one in mine:
+        by_watch.setdefault(one.watch_id, []).append(one)
+    out_of_order = 0
+    for seen in by_watch.values():
+        seen.sort(key=lambda a: a.sequence)
+        out_of_order += sum(a.index > b.index for a, b in itertools.pairwise(seen))
+    return {
+        "at_least_once": not missing and not refused,
+        "in_order": out_of_order == 0,
+        "missing": len(missing),
+        "bad_signatures": refused,
+        "duplicates": sum(a.count - 1 for a in mine),
+        "out_of_order": out_of_order,
+    }
+
+
 class Driven:
     """The deliverer as `serve` runs it: the scheduler calls `dispatch_due`, nudged by a commit or
     by a lane that wants more rows."""
@@ -285,16 +262,17 @@ async def throughput(
     committed: dict[str, datetime] = {}
     for sequence in range(1, args.events + 1):
         committed |= await commit_events(store, [(w, sequence) for w in watch_ids])
-    started = time.monotonic()
+    cpu, started = time.process_time(), time.monotonic()
     driven.nudge()
     await until_settled(store)
-    elapsed = time.monotonic() - started
-    arrived = await take_arrivals(http, url)
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu
+    arrived, refused = await take_arrivals(http, url)
     return {
         "deliveries": len(committed),
-        "received": len(arrived.keys() & committed.keys()),
         "seconds": round(elapsed, 2),
         "per_second": round(len(committed) / elapsed, 1),
+        "cpu_ms_per_delivery": round(cpu / len(committed) * 1000, 3),
+        "verified": verify(committed, arrived, refused),
     }
 
 
@@ -307,22 +285,25 @@ async def latency(
             w for stuck in stuck_urls for w in await add_watches(store, HANGING_WATCHES, stuck)
         ]
         committed = await produce(driven, store, watch_ids, stuck_ids, args)
-        arrived: dict[str, float] = {}
+        arrived: dict[str, Arrival] = {}
+        refused = 0
         deadline = time.monotonic() + 30
         while committed.keys() - arrived.keys() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-            arrived |= await take_arrivals(http, url)
+            more, bad = await take_arrivals(http, url)
+            arrived |= more
+            refused += bad
     delays_ms = [
-        (arrived[e] - at.timestamp()) * 1000 for e, at in committed.items() if e in arrived
+        (arrived[e].at - at.timestamp()) * 1000 for e, at in committed.items() if e in arrived
     ]
     return {
         "events": len(committed),
-        "received": len(delays_ms),
         "offered_per_second": round(len(committed) / args.seconds, 1),
         "hanging_receivers": args.hanging,
         "p50_ms": round(statistics.median(delays_ms), 1),
         "p99_ms": round(percentile(delays_ms, 0.99), 1),
         "max_ms": round(max(delays_ms), 1),
+        "verified": verify(committed, arrived, refused),
     }
 
 
@@ -333,14 +314,14 @@ async def produce(
     stuck_ids: list[str],
     args: argparse.Namespace,
 ) -> dict[str, datetime]:
-    """Commit events at `--rate` for `--seconds` (the hanging watches' too); healthy ones returned."""
+    """Commit events at `--rate` for `--seconds` (the hanging watches' too), in steps of 20 ms
+    kept to the clock (a slow commit is caught up); the healthy ones are returned."""
     committed: dict[str, datetime] = {}
-    step_s, per_step = 0.02, max(1, round(args.rate * 0.02))
-    sequence, cursor = 1, 0
-    deadline = time.monotonic() + args.seconds
-    while time.monotonic() < deadline:
+    sequence, cursor, offered = 1, 0, 0
+    started = time.monotonic()
+    while (elapsed := time.monotonic() - started) < args.seconds:
         batch = []
-        for _ in range(per_step):
+        for _ in range(max(1, int(args.rate * elapsed) + 1 - offered)):
             batch.append((watch_ids[cursor], sequence))
             cursor += 1
             if cursor == len(watch_ids):
@@ -348,19 +329,21 @@ async def produce(
                 if stuck_ids:
                     await commit_events(store, [(w, sequence) for w in stuck_ids])
         committed.update(await commit_events(store, batch))
+        offered += len(batch)
         driven.nudge()  # as the poller does once its events are committed
-        await asyncio.sleep(step_s)
+        await asyncio.sleep(max(0.0, started + offered / args.rate - time.monotonic()))
     return committed
 
 
 async def run_backend(
-    kind: str, url: str, http: httpx.AsyncClient, args: argparse.Namespace
+    kind: str, url: str, secret: str, http: httpx.AsyncClient, args: argparse.Namespace
 ) -> dict[str, Any]:
     async with storage(kind) as db:
         store = await open_store(db)
-        config = make_config(signing.new_secret())
+        config = make_config(secret)
+        hooks = open_http() if args.webhook_transport == "aiohttp" else webhook_httpcore()
         registry = ChannelRegistry(
-            config=config, http=http, state=store.channel_state, renderer=None
+            config=config, http=hooks, state=store.channel_state, renderer=None
         )
         driven = Driven()
         deliverer = Deliverer(
@@ -386,54 +369,128 @@ async def run_backend(
         finally:
             await driven.work.stop()
             await deliverer.aclose(timeout_s=1)
+            await hooks.aclose()
             await store.close()
         return result
 
 
-async def raw_posts(
-    http: httpx.AsyncClient, url: str, count: int, *, concurrency: int
-) -> dict[str, Any]:
-    """httpx alone: `count` POSTs of an event-sized body, `concurrency` at a time."""
+def webhook_httpcore() -> httpx.AsyncClient:
+    """httpx over its own pool, as webhooks were sent before `open_http` (for comparison)."""
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=MAX_SENDING)
+    return httpx.AsyncClient(limits=limits, follow_redirects=False)
+
+
+def raw_request(secret: str) -> tuple[bytes, dict[str, str]]:
+    """An event-sized body and its headers, signed once (the receiver checks every request)."""
     now = datetime.now(UTC)
     body = json.dumps(payload("evt_x", "wat_x", 1, now), separators=(",", ":")).encode()
+    signed = signing.headers(msg_id="raw", timestamp=now, body=body, secrets=[secret])
+    return body, {"content-type": "application/json", **signed}
+
+
+async def raw_posts(post: Post, count: int, *, concurrency: int) -> float:
+    """POSTs per second: `count` of them, `concurrency` at a time."""
     queue = iter(range(count))
 
     async def worker() -> None:
-        for n in queue:
-            response = await http.post(
-                url + "/hook",
-                content=body,
-                headers={"content-type": "application/json", "webhook-id": f"raw_{n}"},
-                timeout=10,
-            )
-            response.raise_for_status()
+        for _ in queue:
+            await post()
 
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.monotonic() - started
-    await take_arrivals(http, url)
-    return {"posts": count, "seconds": round(elapsed, 2), "per_second": round(count / elapsed, 1)}
+    return count / (time.monotonic() - started)
 
 
-async def raw_rates(http: httpx.AsyncClient, url: str, count: int) -> dict[str, float]:
-    """The raw POST rate at a few concurrencies: httpx's pool slows as concurrency grows."""
-    rates = {}
-    for concurrency in RAW_CONCURRENCY:
-        done = await raw_posts(http, url, count, concurrency=concurrency)
-        rates[str(concurrency)] = float(done["per_second"])
+@contextlib.asynccontextmanager
+async def raw_stacks(url: str, secret: str) -> AsyncIterator[dict[str, Post]]:
+    """One POST function per HTTP stack: httpx over its own pool, and aiohttp alone."""
+    body, headers = raw_request(secret)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=MAX_SENDING)
+    async with (
+        httpx.AsyncClient(trust_env=False, limits=limits) as client,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session,
+    ):
+        # The signature covers the webhook-id: every raw POST carries the one signed ("raw").
+        async def httpx_post() -> None:
+            response = await client.post(url + "/hook", content=body, headers=headers, timeout=10)
+            response.raise_for_status()
+
+        async def aiohttp_post() -> None:
+            async with session.post(url + "/hook", data=body, headers=headers) as response:
+                await response.read()
+                response.raise_for_status()
+
+        yield {"httpx": httpx_post, "aiohttp": aiohttp_post}
+
+
+async def raw_rates(
+    stacks: dict[str, Post], http: httpx.AsyncClient, url: str, count: int
+) -> dict[str, dict[str, float]]:
+    """The raw POST rate of each stack at a few concurrencies (pools slow as concurrency grows)."""
+    rates: dict[str, dict[str, float]] = {}
+    for name, post in stacks.items():
+        rates[name] = {str(c): await raw_posts(post, count, concurrency=c) for c in RAW_CONCURRENCY}
+    arrived, refused = await take_arrivals(http, url)
+    sent = count * len(RAW_CONCURRENCY) * len(stacks)
+    if refused or arrived["raw"].count != sent:
+        raise RuntimeError("the receiver did not take every raw POST")
     return rates
 
 
+async def measure(
+    kind: str,
+    stacks: dict[str, Post],
+    url: str,
+    secret: str,
+    http: httpx.AsyncClient,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """One backend between two raw baselines; the figures the issue asks for, with targets."""
+    before = await raw_rates(stacks, http, url, args.raw_posts)
+    result = await run_backend(kind, url, secret, http, args)
+    after = await raw_rates(stacks, http, url, args.raw_posts)
+    raw = {
+        name: {c: round((before[name][c] + after[name][c]) / 2, 1) for c in before[name]}
+        for name in before
+    }
+    best = max(rate for rates in raw.values() for rate in rates.values())
+    best_httpx = max(raw["httpx"].values())  # the issue's baseline: the best raw httpx POSTs
+    throughput, lat = result["throughput"], result["latency"]
+    ratio = round(throughput["per_second"] / best, 3)
+    summary = {
+        "delivered_per_second": throughput["per_second"],
+        "best_raw_post_per_second": best,
+        "ratio_to_best_raw": ratio,
+        "best_raw_httpx_post_per_second": best_httpx,
+        "ratio_to_best_raw_httpx": round(throughput["per_second"] / best_httpx, 3),
+        "p99_commit_to_receipt_ms": lat["p99_ms"],
+        "offered_per_second": lat["offered_per_second"],
+        "in_order": throughput["verified"]["in_order"] and lat["verified"]["in_order"],
+        "at_least_once": throughput["verified"]["at_least_once"]
+        and lat["verified"]["at_least_once"],
+    }
+    summary["targets_met"] = {
+        "per_second": throughput["per_second"] >= TARGETS["per_second"],
+        "ratio_to_best_raw": ratio >= TARGETS["ratio_to_best_raw"],
+        "ratio_to_best_raw_httpx": summary["ratio_to_best_raw_httpx"]
+        >= TARGETS["ratio_to_best_raw"],
+        "p99_ms": lat["p99_ms"] < TARGETS["p99_ms"],
+        "order_and_at_least_once": summary["in_order"] and summary["at_least_once"],
+    }
+    return {"summary": summary, **result, "raw_post_per_second_by_concurrency": raw}
+
+
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--watches", type=int, default=300)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--watches", type=int, default=500)
     parser.add_argument("--events", type=int, default=4)
-    parser.add_argument("--rate", type=float, default=200)
+    parser.add_argument("--rate", type=float, default=150)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--tick", type=float, default=1.0)
     parser.add_argument("--hanging", type=int, default=0)
     parser.add_argument("--per-destination", type=int, default=PER_DESTINATION)
     parser.add_argument("--raw-posts", type=int, default=500)
+    parser.add_argument("--webhook-transport", choices=("aiohttp", "httpcore"), default="aiohttp")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     report: dict[str, Any] = {
@@ -445,31 +502,26 @@ async def main() -> None:
             "held": MAX_HELD,
         },
         "backlog": f"{args.watches} watches x {args.events} events",
+        "offered_per_second": args.rate,
         "tick_s": args.tick,
+        "webhook_transport": args.webhook_transport,
+        "targets": TARGETS,
     }
-    async with asyncio.timeout(300):
-        with receiver() as url:
-            # Keep-alive for every concurrent send: the default 20 closes and reopens the rest.
-            limits = httpx.Limits(max_connections=100, max_keepalive_connections=MAX_SENDING)
-            async with httpx.AsyncClient(trust_env=False, limits=limits) as http:
-                # Warm up: connections, the receiver's imports.
-                await raw_posts(http, url, 200, concurrency=MAX_SENDING)
+    secret = signing.new_secret()
+    async with asyncio.timeout(600):
+        with receiving(secret) as url:
+            async with (
+                httpx.AsyncClient(trust_env=False) as http,
+                raw_stacks(url, secret) as stacks,
+            ):
+                for post in stacks.values():  # warm up: connections, the receiver's imports
+                    await raw_posts(post, 200, concurrency=MAX_SENDING)
+                await take_arrivals(http, url)
                 for kind in args.backends.split(","):
                     # The machine may be shared: the baseline is measured right before and after.
-                    before = await raw_rates(http, url, args.raw_posts)
-                    result = await run_backend(kind, url, http, args)
-                    after = await raw_rates(http, url, args.raw_posts)
-                    raw = {c: round((before[c] + after[c]) / 2, 1) for c in before}
-                    result["httpx_raw_post_per_second_by_concurrency"] = raw
-                    result["throughput"]["ratio_to_best_raw"] = round(
-                        result["throughput"]["per_second"] / max(raw.values()), 3
-                    )
-                    report[kind] = result
+                    report[kind] = await measure(kind, stacks, url, secret, http, args)
     print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--receiver"]:
-        serve_receiver()
-    else:
-        asyncio.run(main())
+    asyncio.run(main())

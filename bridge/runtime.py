@@ -14,6 +14,7 @@ from bridge.clock import Clock
 from bridge.config import Config
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
+from bridge.delivery.http import open_http
 from bridge.delivery.urlguard import Resolver
 from bridge.events.import_events import ImportEventPlanner
 from bridge.events.routing import Router
@@ -131,10 +132,7 @@ class Runtime:
             now=now,
             on_watched=lambda: work.nudge("poll"),
         )
-        http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
-            follow_redirects=False,
-        )
+        http = open_http()  # webhooks' pool (aiohttp's), redirects not followed
         registry = ChannelRegistry(
             config=config,
             http=http,

@@ -1,9 +1,10 @@
 """Outbox queries: lease due deliveries in event order, record each attempt and what comes next.
 
 A claim is a lease: the row is ours until `lease_expires_at`, and a killed replica's rows come back
-when their leases expire. On PostgreSQL the claim locks rows with `FOR UPDATE SKIP LOCKED`, so
-replicas claiming at the same moment take different rows; SQLite serves one process, whose single
-pooled connection serialises claims.
+when their leases expire. A claim reads which rows may go (`bridge.store.outbox_heads`), then
+those rows by key; on PostgreSQL it locks them with `FOR UPDATE SKIP LOCKED`, so replicas
+claiming at the same moment take different rows; SQLite serves one process, whose single pooled
+connection serialises claims.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Row
 
-from bridge.store.busy import NOTHING_BUSY, Busy, not_busy
+from bridge.store.busy import NOTHING_BUSY, Busy
 from bridge.store.database import Repository
+from bridge.store.outbox_heads import STILL_WANTED as STILL_WANTED  # ops.py reads it here
+from bridge.store.outbox_heads import due_heads, lease_free
 from bridge.store.records import DeliveryRecord
 from bridge.store.tables import (
     deliveries,
@@ -30,10 +33,10 @@ from bridge.store.tables import (
 from bridge.store.watches import delivery_record
 
 EXCERPT_CHARS = 1_000
+HEAD_SPARES = 4  # a claim reads the ids of this many times the rows it may lease
 ERROR_CHARS = 1_000
 
 D = deliveries
-_EARLIER = deliveries.alias("earlier")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,20 +121,6 @@ _CLAIM_JOIN = (
         ),
     )
 )
-# A delivery waits while an earlier one of its stream to the same destination is still pending:
-# event N+1 of a watch after event N; a job's next change to a channel after the last one.
-_WAITS_FOR_EARLIER = exists().where(
-    _EARLIER.c.stream == D.c.stream,
-    _EARLIER.c.destination == D.c.destination,
-    _EARLIER.c.status == "pending",
-    _EARLIER.c.position < D.c.position,
-)
-# Nothing more goes to a cancelled watch's own webhook; a configured channel (a delivery with a
-# change key) is about the job, and still hears the changes observed before the cancel.
-# An import's own webhook hears everything, its cancellation included.
-STILL_WANTED = or_(
-    D.c.change_key.is_not(None), watches.c.status != "cancelled", watches.c.id.is_(None)
-)
 
 
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
@@ -161,24 +150,24 @@ class Outbox(Repository):
         Rows for `busy` destinations are not read; of the `limit` read, only those `admit`
         accepts (asked in due order: the caller's concurrency policy) are leased.
         """
-        lease_free = or_(D.c.lease_expires_at.is_(None), D.c.lease_expires_at <= now)
-        query = (
-            select(*_CLAIM_COLUMNS)
-            .select_from(_CLAIM_JOIN)
-            .where(
-                D.c.status == "pending",
-                D.c.next_attempt_at <= now,
-                lease_free,
-                STILL_WANTED,
-                ~_WAITS_FOR_EARLIER,
-                not_busy(busy),
-            )
-            .order_by(D.c.next_attempt_at, D.c.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            query = query.with_for_update(of=D, skip_locked=True)
+        free = lease_free(now)
         async with self.engine.begin() as conn:
+            # Spares: rows another replica is claiming now (locked, so skipped) leave room for more.
+            heads = await conn.execute(due_heads(now=now, busy=busy, limit=limit * HEAD_SPARES))
+            ids = list(heads.scalars())
+            if not ids:
+                return []
+            # Read by key, and checked again under the row locks: a row another replica leased
+            # or sent since is passed over.
+            query = (
+                select(*_CLAIM_COLUMNS)
+                .select_from(_CLAIM_JOIN)
+                .where(D.c.id.in_(ids), D.c.status == "pending", free)
+                .order_by(D.c.next_attempt_at, D.c.id)
+                .limit(limit)
+            )
+            if self.dialect == "postgresql":
+                query = query.with_for_update(of=D, skip_locked=True)
             candidates = [_claimed(row) for row in await conn.execute(query)]
             if admit is not None:
                 candidates = [c for c in candidates if admit(c)]
@@ -188,12 +177,12 @@ class Outbox(Repository):
             # lock be skipped) a row another replica leased meanwhile is not taken twice.
             taken = await conn.execute(
                 update(D)
-                .where(D.c.id.in_([c.id for c in candidates]), lease_free)
+                .where(D.c.id.in_([c.id for c in candidates]), free)
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
                 .returning(D.c.id)
             )
-            ids = set(taken.scalars())
-        return [c for c in candidates if c.id in ids]
+            leased = set(taken.scalars())
+        return [c for c in candidates if c.id in leased]
 
     async def record_attempts(
         self, results: Sequence[AttemptResult], *, now: datetime, owner: str

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from bridge.delivery import signing
 from bridge.delivery.channels import Channel, Message, SendError
 from bridge.delivery.channels.webhook import WebhookChannel
+from bridge.delivery.http import DeliveryTransport
 from bridge.devtools.localserver import serving
 from tests.ports import free_port
 
@@ -93,9 +94,13 @@ async def receiver():
             rec.release.set()
 
 
-@pytest.fixture
-async def client():
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=True) as http:
+@pytest.fixture(params=["httpcore", "aiohttp"])
+async def client(request):
+    """httpx over its own pool, and over the aiohttp pool that serve sends with."""
+    transport = DeliveryTransport() if request.param == "aiohttp" else None
+    async with httpx.AsyncClient(
+        transport=transport, trust_env=False, follow_redirects=True
+    ) as http:
         yield http
 
 
@@ -359,3 +364,28 @@ async def test_webhook_channel_refuses_bad_secrets(client, secrets):
             timeout_s=5,
             user_agent=USER_AGENT,
         )
+
+
+async def test_webhook_send_reports_a_receiver_that_hangs_up(client):
+    async def hang_up(reader, writer):
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    channel = WebhookChannel(
+        url=f"http://127.0.0.1:{port}/hook",
+        secrets=[signing.new_secret()],
+        client=client,
+        allowed_hosts=["127.0.0.1"],
+        timeout_s=5,
+        user_agent=USER_AGENT,
+    )
+    try:
+        with pytest.raises(SendError) as raised:
+            await channel.send(make_message())
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert str(raised.value).startswith("connection error: RemoteProtocolError")
+    assert (raised.value.status_code, raised.value.permanent) == (None, False)
