@@ -296,12 +296,24 @@ def _plan_not_found(job: JobRow, watches: list[WatchRecord], ctx: PlanContext) -
     return JobWrite(job=update)
 
 
+def _as_stored(job: JobRow, fetched: JobSnapshot) -> bool:
+    """True when the poll found the job just as stored (most polls): then nothing changed, and
+    reading the stored snapshot back and diffing it, most of a quiet poll's CPU, can be skipped."""
+    stored = job.snapshot
+    return bool(stored) and {**fetched.to_dict(), OBSERVED: _observed(job)} == stored
+
+
 def _plan_snapshot(
     job: JobRow, watches: list[WatchRecord], fetched: JobSnapshot, ctx: PlanContext
 ) -> JobWrite:
-    old = JobSnapshot.from_dict(job.snapshot) if job.snapshot else None
-    new = carry_over(old, fetched)
-    since_last = diff(old, new)
+    old: JobSnapshot | None
+    unchanged = _as_stored(job, fetched)
+    if unchanged:
+        old, new, since_last = fetched, fetched, []
+    else:
+        old = JobSnapshot.from_dict(job.snapshot) if job.snapshot else None
+        new = carry_over(old, fetched)
+        since_last = diff(old, new)
     observed = count_changes(_observed(job), since_last)
     writer = _Writer(ctx, new, observed)
     changes = []
@@ -330,7 +342,8 @@ def _plan_snapshot(
     keep_polling = not new.is_final and bool(watches)
     update = _job_update(
         job,
-        snapshot={**new.to_dict(), OBSERVED: observed},
+        # The stored dict itself when nothing changed: the store then leaves the column alone.
+        snapshot=job.snapshot if unchanged else {**new.to_dict(), OBSERVED: observed},
         status=new.status,
         final=new.is_final,
         next_poll_at=_jittered(interval, ctx) if keep_polling else None,

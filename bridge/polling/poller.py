@@ -99,7 +99,7 @@ class Poller:
             now=now,
             owner=self.owner,
             lease=self.lease,
-            accounts=list(self.limits),
+            accounts=self.limits.keys(),
             per_account=self._widest,
             limit=self.batch,
             decide=lambda demand: budget.decide(

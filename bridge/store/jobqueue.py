@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,15 +52,28 @@ log = logging.getLogger(__name__)
 J = upstream_jobs
 B = account_budgets
 Key = tuple[str, str]
-_BUDGET_FIELDS = ("next_slot_at", "paused_until", "remaining", "reset_at", "unauthorized_since")
+_BUDGET_FIELDS = tuple(f.name for f in fields(BudgetRow))
 
 
 def _budget_row(row: Any) -> BudgetRow:
-    return BudgetRow(**{name: row._mapping[name] for name in _BUDGET_FIELDS})
+    m = row._mapping
+    return BudgetRow(*(m[name] for name in _BUDGET_FIELDS))
+
+
+# Job rows are read in JobRow's field order and built positionally: a poll reads its job twice.
+_JOB_COLUMNS = [J.c[f.name] for f in fields(JobRow)]
+# A claim's rows leave the snapshot (JobRow's first field) out: decoding it was a good part of a
+# claim's CPU, and the poll's write reads it again anyway, under the job's lock.
+_CLAIMED = _JOB_COLUMNS[1:]
+assert _JOB_COLUMNS[0].name == "snapshot"
 
 
 def _job_row(row: Any) -> JobRow:
-    return JobRow(**{f.name: row._mapping[f.name] for f in fields(JobRow)})
+    return JobRow(*row)
+
+
+def _claimed_row(row: Any) -> JobRow:
+    return JobRow(None, *row)
 
 
 def _queues(
@@ -95,13 +108,14 @@ class JobQueue(Repository):
         now: datetime,
         owner: str,
         lease: timedelta,
-        accounts: Sequence[str],
+        accounts: Collection[str],
         per_account: int,
         limit: int,
         decide: GrantPolicy,
     ) -> list[Claim]:
         """Lease up to `limit` due jobs (at most `per_account` each): those the caller's budget
-        policy `decide` picks from each client's queue, under the budget rows' locks."""
+        policy `decide` picks from each client's queue, under the budget rows' locks. A claim's job
+        row comes without its snapshot (None): the poll's write reads that under its lock."""
         if not accounts:
             return []
         async with self.engine.begin() as conn:
@@ -110,21 +124,21 @@ class JobQueue(Repository):
             )
             if not candidates:
                 return []
-            accounts = sorted({c[0] for c in candidates})
+            due_accounts = sorted({c[0] for c in candidates})
             budgets = {
                 r.account: r
                 for r in await conn.execute(
                     select(B)
-                    .where(B.c.account.in_(accounts))
+                    .where(B.c.account.in_(due_accounts))
                     .order_by(B.c.account)
                     .with_for_update(skip_locked=True)
                 )
             }
             keys = sorted({(a, j) for a, j, _ in candidates})
             jobs = {
-                (r.account, r.job_id): _job_row(r)
+                (r.account, r.job_id): _claimed_row(r)
                 for r in await conn.execute(
-                    select(J)
+                    select(*_CLAIMED)
                     .where(tuple_(J.c.account, J.c.job_id).in_(keys))
                     .where(J.c.next_poll_at <= now)
                     .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
@@ -301,7 +315,7 @@ class JobQueue(Repository):
     ) -> list[JobWrite]:
         async with self.engine.begin() as conn:
             query = (
-                select(J)
+                select(*_JOB_COLUMNS)
                 .where(tuple_(J.c.account, J.c.job_id).in_(list(keys)))
                 .order_by(J.c.account, J.c.job_id)  # one lock order everywhere: no deadlocks
             )

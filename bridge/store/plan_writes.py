@@ -89,21 +89,8 @@ async def write_plans(
     conn: AsyncConnection, jobs: list[JobRow], writes: list[JobWrite], *, now: datetime
 ) -> None:
     """Write each job's planned update, events, deliveries and watch changes, batched."""
-    job_params, stop_params, watch_params, event_rows, delivery_rows = [], [], [], [], []
-    for job, write in zip(jobs, writes, strict=True):
-        key = {"b_account": job.account, "b_job_id": job.job_id}
-        if write.job is not None:
-            job_params.append(
-                {
-                    **key,
-                    **fields_of(write.job),
-                    "lease_owner": None,
-                    "lease_expires_at": None,
-                    "updated_at": now,
-                }
-            )
-        elif write.stop_polling:
-            stop_params.append(key)
+    watch_params, event_rows, delivery_rows = [], [], []
+    for write in writes:
         watch_params += [
             {
                 "b_id": w.id,
@@ -124,11 +111,7 @@ async def write_plans(
             }
             for d in write.deliveries
         ]
-    by_key = J.c.account == bindparam("b_account"), J.c.job_id == bindparam("b_job_id")
-    if job_params:
-        await conn.execute(update(J).where(*by_key), job_params)
-    if stop_params:
-        await conn.execute(update(J).where(*by_key).values(next_poll_at=None), stop_params)
+    await _write_jobs(conn, jobs, writes, now=now)
     if watch_params:
         for p in watch_params:
             del p["id"]
@@ -143,6 +126,40 @@ async def write_plans(
             index_elements=["destination", "change_key"]
         )
         await conn.execute(insert, delivery_rows)
+
+
+async def _write_jobs(
+    conn: AsyncConnection, jobs: list[JobRow], writes: list[JobWrite], *, now: datetime
+) -> None:
+    """Each job's new state and schedule (ending its lease), or its polling stopped."""
+    changed: list[dict[str, Any]] = []
+    kept: list[dict[str, Any]] = []
+    stopped: list[dict[str, Any]] = []
+    for job, write in zip(jobs, writes, strict=True):
+        key = {"b_account": job.account, "b_job_id": job.job_id}
+        if write.job is None:
+            if write.stop_polling:
+                stopped.append(key)
+            continue
+        params = {
+            **key,
+            **fields_of(write.job),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        # The very dict read: the snapshot did not change, so it is neither encoded nor written.
+        if write.job.snapshot is job.snapshot:
+            del params["snapshot"]
+            kept.append(params)
+        else:
+            changed.append(params)
+    by_key = J.c.account == bindparam("b_account"), J.c.job_id == bindparam("b_job_id")
+    for rows in (changed, kept):
+        if rows:
+            await conn.execute(update(J).where(*by_key), rows)
+    if stopped:
+        await conn.execute(update(J).where(*by_key).values(next_poll_at=None), stopped)
 
 
 async def _after_earlier(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
