@@ -3,8 +3,6 @@ streamed a batch at a time (never held whole), safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -12,17 +10,9 @@ from bridge.api.context import api_of, json_response, operator_of, reader_of
 from bridge.api.import_schemas import FailurePage, FailuresQuery, failure_model
 from bridge.api.imports import readable_import
 from bridge.api.parse import parse_query
-from bridge.events.failures_csv import failures_csv
-from bridge.store.imports import Imports
+from bridge.events.failures_csv import failures_csv_stream
 
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
-
-
-async def _csv_chunks(imports: Imports, import_id: str) -> AsyncIterator[bytes]:
-    """The header, then one chunk per batch the store reads."""
-    yield failures_csv([]).encode("utf-8")
-    async for batch in imports.iter_failures(import_id=import_id):
-        yield failures_csv(batch, header=False).encode("utf-8")
 
 
 def _wants_csv(request: Request, query: FailuresQuery) -> bool:
@@ -38,7 +28,7 @@ async def _failures(request: Request, reader: str | None) -> Response:
     imports = api_of(request).store.imports
     if _wants_csv(request, query):
         return StreamingResponse(
-            _csv_chunks(imports, record.id),
+            failures_csv_stream(imports.iter_failures(import_id=record.id)),
             media_type=CSV_MEDIA_TYPE,
             headers={"Content-Disposition": f'attachment; filename="{record.id}-failures.csv"'},
         )

@@ -4,7 +4,6 @@ failures as CSV."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -12,9 +11,8 @@ from starlette.responses import Response, StreamingResponse
 
 from bridge.console.context import console_of
 from bridge.console.page import not_found, operator_of, render
-from bridge.events.failures_csv import failures_csv
+from bridge.events.failures_csv import failures_csv_stream
 from bridge.events.import_view import import_view
-from bridge.store.imports import Imports
 from bridge.store.records import WATCH_STATUSES
 
 PAGE_SIZE = 50
@@ -92,12 +90,6 @@ async def show_import(request: Request) -> Response:
     )
 
 
-async def _csv(imports: Imports, import_id: str) -> AsyncIterator[bytes]:
-    yield failures_csv([]).encode("utf-8")
-    async for batch in imports.iter_failures(import_id=import_id):
-        yield failures_csv(batch, header=False).encode("utf-8")
-
-
 async def failures_file(request: Request) -> Response:
     """GET /console/imports/{import_id}/failures.csv: every failed image, streamed."""
     operator_of(request)
@@ -108,7 +100,7 @@ async def failures_file(request: Request) -> Response:
     ):
         return not_found(request, "import")
     return StreamingResponse(
-        _csv(console.store.imports, import_id),
+        failures_csv_stream(console.store.imports.iter_failures(import_id=import_id)),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{import_id}-failures.csv"'},
     )

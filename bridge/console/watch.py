@@ -11,7 +11,6 @@ from starlette.responses import Response
 from bridge.console.context import console_of
 from bridge.console.page import not_found, operator_of, render
 from bridge.events.snapshot import JobSnapshot
-from bridge.store.outbox import AttemptRecord
 
 WATCH_ID = re.compile(r"wat_[0-9a-f]{32}")
 DELIVERIES_SHOWN = 200  # the newest; a job rarely makes more than a few dozen
@@ -29,10 +28,7 @@ async def show_watch(request: Request) -> Response:
     job = JobSnapshot.from_dict(record.job) if record.job else None
     events = await store.watches.events(watch_id=record.id)
     deliveries = (await store.watches.deliveries(watch_id=record.id))[-DELIVERIES_SHOWN:]
-    attempts: dict[str, list[AttemptRecord]] = {}
-    for delivery in deliveries:
-        if delivery.attempts:
-            attempts[delivery.id] = await store.outbox.attempts(delivery_id=delivery.id)
+    attempts = await store.outbox.attempts_of([d.id for d in deliveries if d.attempts])
     return render(
         request,
         "watch.html.j2",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any
 
 HEADER = ("external_id", "job_id", "item_id", "error_code", "error_message")
@@ -33,3 +33,11 @@ def failures_csv(rows: Iterable[Any], *, header: bool = True) -> str:
     for row in rows:
         writer.writerow([csv_cell(getattr(row, name, None)) for name in HEADER])
     return out.getvalue()
+
+
+async def failures_csv_stream(batches: AsyncIterable[Iterable[Any]]) -> AsyncIterator[bytes]:
+    """The CSV as UTF-8 chunks: the header, then one chunk per batch, so a large import's failures
+    stream without being held whole."""
+    yield failures_csv([]).encode("utf-8")
+    async for batch in batches:
+        yield failures_csv(batch, header=False).encode("utf-8")

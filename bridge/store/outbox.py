@@ -253,16 +253,23 @@ class Outbox(Repository):
 
     async def attempts(self, *, delivery_id: str) -> list[AttemptRecord]:
         """Every recorded attempt of one delivery, oldest first."""
+        return (await self.attempts_of([delivery_id])).get(delivery_id, [])
+
+    async def attempts_of(self, delivery_ids: Sequence[str]) -> dict[str, list[AttemptRecord]]:
+        """Every recorded attempt of each of these deliveries, oldest first, in one query."""
+        if not delivery_ids:
+            return {}
         query = (
             select(delivery_attempts)
-            .where(delivery_attempts.c.delivery_id == delivery_id)
+            .where(delivery_attempts.c.delivery_id.in_(sorted(set(delivery_ids))))
             .order_by(delivery_attempts.c.id)
         )
+        found: dict[str, list[AttemptRecord]] = {}
         async with self.engine.connect() as conn:
-            return [
-                AttemptRecord(**{name: r._mapping[name] for name in AttemptRecord.__slots__})
-                for r in await conn.execute(query)
-            ]
+            for r in await conn.execute(query):
+                record = AttemptRecord(**{n: r._mapping[n] for n in AttemptRecord.__slots__})
+                found.setdefault(record.delivery_id, []).append(record)
+        return found
 
     async def retry(
         self,
