@@ -9,6 +9,7 @@ import httpx
 from bridge.config import Config
 from bridge.outbound import USER_AGENT
 from bridge.polling.upstream import LIMITS, UpstreamClient, make_transport
+from bridge.polling.wire import Borrowed
 
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 
@@ -16,19 +17,6 @@ TransportFactory = Callable[[], httpx.AsyncBaseTransport]
 def default_transport(kind: str) -> httpx.AsyncBaseTransport:
     """The transport for `kind` ("aiohttp" or "httpx"), built once per process."""
     return make_transport(kind) or httpx.AsyncHTTPTransport(limits=LIMITS)
-
-
-class _Borrowed(httpx.AsyncBaseTransport):
-    """Lends a shared transport to one client; closing the client leaves the pool open."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        return None  # the owner, UpstreamPool, closes the shared transport
 
 
 class UpstreamPool(dict[str, UpstreamClient]):
@@ -46,7 +34,7 @@ class UpstreamPool(dict[str, UpstreamClient]):
                     base_url=config.upstream.base_url,
                     api_key=account.api_key.get_secret_value(),
                     timeout_s=config.upstream.timeout_s,
-                    transport=_Borrowed(self._shared),
+                    transport=Borrowed(self._shared),
                     user_agent=USER_AGENT,
                 )
                 for name, account in config.upstream.accounts.items()

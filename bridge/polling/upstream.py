@@ -7,12 +7,12 @@ import json
 import logging
 import math
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypedDict, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
@@ -37,10 +37,10 @@ from bridge.polling.outcomes import (
     Unauthorized,
 )
 from bridge.polling.parse import parse_job, parse_job_page, parse_rate_limit
+from bridge.polling.wire import Reply, wire_for
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024  # a 20-item job is a few KiB; anything near this is not a job
 # Polls of one account come every ~30 s, so keep idle connections longer than httpx's 5 s default;
 # a connection the server closed meanwhile is detected and dropped by both transports at checkout.
 # One pool serves every account (bridge.polling.pool), up to the poller's 100 polls in flight.
@@ -79,26 +79,25 @@ class UpstreamClient:
         self._timeout_s = timeout_s
         self._now = now
         self._base_url = base_url
+        headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Accept": "application/json",
+            "User-Agent": user_agent,
+        }
         self._client = httpx.AsyncClient(  # owns `transport` and closes it in aclose()
             base_url=base_url,
             transport=transport,
             limits=LIMITS,
             timeout=httpx.Timeout(timeout_s),
             follow_redirects=False,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "Accept": "application/json",
-                "User-Agent": user_agent,
-            },
+            headers=headers,
         )
-        # A poll's request is built here once and sent straight to the transport the client would
-        # pick (proxies from the environment included): the client's per-request merging of URLs,
-        # headers, cookies and hooks cost a tenth of a poll's CPU. The request is the one
-        # `build_request` makes: same URL, headers (with httpx's defaults) and timeouts.
+        # A poll's URL and headers are made here once and sent straight down the wire the client
+        # would pick (a proxy from the environment included): the client's per-request merging of
+        # URLs, headers, cookies and hooks, and around aiohttp httpx's own Request and Response,
+        # cost a quarter of a poll's CPU. `bridge.polling.wire` says how each transport is sent.
         self._prefix = str(self._client.base_url).removesuffix("/") + "/"  # str() drops a bare "/"
-        self._headers = list(self._client.headers.raw)
-        self._extensions = {"timeout": self._client.timeout.as_dict()}
-        self._transport = self._client._transport_for_url(self._client.base_url)
+        self._wire = wire_for(self._client, headers=headers)
 
     def __repr__(self) -> str:
         return f"UpstreamClient(base_url={self._base_url!r})"
@@ -107,15 +106,10 @@ class UpstreamClient:
         """GET /product-photo-jobs/{job_id} once and return what happened; never raises for I/O."""
         if job_id in {"", ".", ".."}:
             raise ValueError("job_id must name a job")
-        sent_id = clean_request_id(request_id) or uuid.uuid4().hex
+        sent_id = clean_request_id(request_id) or secrets.token_hex(16)
         started = time.perf_counter()
-        request = httpx.Request(
-            "GET",
-            f"{self._prefix}product-photo-jobs/{quote(job_id, safe='')}",
-            headers=[*self._headers, (b"X-Request-Id", sent_id.encode("ascii"))],
-            extensions=self._extensions,
-        )
-        outcome: Outcome = await self._get(request, _job)
+        url = f"{self._prefix}product-photo-jobs/{quote(job_id, safe='')}"
+        outcome: Outcome = await self._get(url, sent_id, _job)
         if isinstance(outcome, Ok) and outcome.snapshot.id.lower() != job_id.lower():
             outcome = Malformed(
                 error="job.id is not the requested job",
@@ -134,12 +128,10 @@ class UpstreamClient:
         params = {"status": status, "limit": str(limit)}
         if cursor is not None:
             params["cursor"] = cursor
-        sent_id = uuid.uuid4().hex
+        sent_id = secrets.token_hex(16)
         started = time.perf_counter()
-        request = self._client.build_request(
-            "GET", "product-photo-jobs", params=params, headers={"X-Request-Id": sent_id}
-        )
-        outcome: ListOutcome = await self._get(request, _page)
+        url = f"{self._prefix}product-photo-jobs?{urlencode(params, quote_via=quote)}"
+        outcome: ListOutcome = await self._get(url, sent_id, _page)
         extra: dict[str, object] = {
             "status": status,
             "request_id": sent_id,
@@ -165,19 +157,15 @@ class UpstreamClient:
         await self.aclose()
 
     async def _get(
-        self, request: httpx.Request, success: Callable[[object, _Meta], _T]
+        self, url: str, sent_id: str, success: Callable[[object, _Meta], _T]
     ) -> _T | Failure:
         try:
-            # httpx's timeouts are per phase; this bounds the whole exchange, slow drips included.
+            # This bounds the whole exchange, slow drips included (httpx's timeouts are per phase).
             async with asyncio.timeout(self._timeout_s):
-                response = await self._transport.handle_async_request(request)
-                try:
-                    body = await _read_body(response)
-                finally:
-                    await response.aclose()
+                reply = await self._wire.get(url, {"X-Request-Id": sent_id})
         except (httpx.RequestError, aiohttp.ClientError, OSError) as exc:
             return self._failure(exc)
-        return self._outcome(response, body, success)
+        return self._outcome(reply, success)
 
     def _failure(self, exc: BaseException) -> TimedOut | ConnectionFailed:
         # httpx_aiohttp maps refused and reset connections to httpx.ConnectTimeout: ask the cause.
@@ -188,15 +176,12 @@ class UpstreamClient:
         error = f"{type(detail).__name__}: {text}" if text else type(detail).__name__
         return ConnectionFailed(error=error.replace(self._api_key, "[redacted]"))
 
-    def _outcome(
-        self, response: httpx.Response, body: bytes | None, success: Callable[[object, _Meta], _T]
-    ) -> _T | Failure:
+    def _outcome(self, reply: Reply, success: Callable[[object, _Meta], _T]) -> _T | Failure:
+        body, headers, status = reply.body, reply.headers, reply.status
         data = _json(body)
-        status = response.status_code
         meta = _Meta(
-            rate_limit=parse_rate_limit(response.headers),
-            request_id=_body_request_id(data)
-            or clean_request_id(response.headers.get("X-Request-Id")),
+            rate_limit=parse_rate_limit(headers),
+            request_id=_body_request_id(data) or clean_request_id(headers.get("X-Request-Id")),
             status_code=status,
         )
         if 200 <= status < 300:
@@ -213,7 +198,7 @@ class UpstreamClient:
         if status == 404:
             return NotFound(**meta)
         if status == 429:
-            retry = parse_retry_after(response.headers.get("Retry-After"), now=self._now())
+            retry = parse_retry_after(headers.get("Retry-After"), now=self._now())
             return RateLimited(retry, **meta)
         return ServerError(**meta)
 
@@ -240,21 +225,6 @@ def _page(data: object, meta: _Meta) -> Listed:
     return Listed(parse_job_page(data), **meta)
 
 
-async def _read_body(response: httpx.Response) -> bytes | None:
-    """Return the decoded body, or None when it is over MAX_BODY_BYTES or its encoding is broken."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return None
-            chunks.append(chunk)
-    except httpx.DecodingError:
-        return None
-    return b"".join(chunks)
-
-
 def _json(body: bytes | None) -> object:
     """The decoded body, or None when there is none or it is not JSON."""
     if not body:
@@ -279,5 +249,21 @@ def make_transport(kind: str = "aiohttp") -> httpx.AsyncBaseTransport | None:
     if kind == "httpx":
         return None
     if kind == "aiohttp":
-        return AiohttpTransport(limits=LIMITS)
+        return _PollTransport()
     raise ValueError(f"unknown transport kind {kind!r}; expected 'httpx' or 'aiohttp'")
+
+
+class _PollTransport(AiohttpTransport):
+    """httpx_aiohttp's transport over a session without a cookie jar: one pool serves every
+    account, so a cookie one account's answer set must not ride on another's polls."""
+
+    def __init__(self) -> None:
+        super().__init__(limits=LIMITS, client=self._session)
+
+    def _session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=LIMITS.max_connections or 100,
+            keepalive_timeout=LIMITS.keepalive_expiry,
+            ssl=self.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())

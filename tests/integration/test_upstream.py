@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import socket
@@ -12,7 +13,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -32,7 +35,8 @@ from bridge.polling.outcomes import (
     TimedOut,
     Unauthorized,
 )
-from bridge.polling.upstream import MAX_BODY_BYTES, UpstreamClient, make_transport
+from bridge.polling.upstream import UpstreamClient, make_transport
+from bridge.polling.wire import MAX_BODY_BYTES, Borrowed, HttpxWire, SessionWire
 
 KEY = "aigen_test_s3cr3t-Kx9QvT2mZp"
 JOB_ID = "6f1c1d2e-8a4b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -89,6 +93,7 @@ class Seen:
     raw_path: str
     headers: dict[str, str]
     client_port: int
+    query: str = ""
 
 
 class StandIn:
@@ -107,7 +112,8 @@ class StandIn:
     async def handle(self, request: Request) -> Response:
         assert request.client is not None
         raw_path = request.scope["raw_path"].decode()
-        self.seen.append(Seen(raw_path, dict(request.headers), request.client.port))
+        query = request.scope["query_string"].decode()
+        self.seen.append(Seen(raw_path, dict(request.headers), request.client.port, query))
         if not self.replies:
             return Response("nothing queued", status_code=599)
         reply = self.replies.popleft()
@@ -459,3 +465,86 @@ def test_upstream_client_rejects_an_unusable_key_without_echoing_it() -> None:
 def test_make_transport_rejects_unknown_kinds() -> None:
     with pytest.raises(ValueError, match="unknown transport"):
         make_transport("curl")
+
+
+async def test_fetch_job_decodes_a_gzipped_body(client: UpstreamClient, standin: StandIn) -> None:
+    body = gzip.compress(json.dumps(job_body()).encode())
+    standin.queue(Reply(body=body, headers={"Content-Encoding": "gzip"}))
+    outcome = await client.fetch_job(JOB_ID)
+    assert isinstance(outcome, Ok)
+    assert outcome.snapshot.id == JOB_ID
+    assert "gzip" in standin.seen[0].headers["accept-encoding"]
+
+
+async def test_fetch_job_reports_a_body_whose_encoding_is_broken(
+    client: UpstreamClient, standin: StandIn
+) -> None:
+    standin.queue(Reply(body=b"not gzip at all" * 10, headers={"Content-Encoding": "gzip"}))
+    outcome = await client.fetch_job(JOB_ID)
+    assert isinstance(outcome, Malformed)
+    assert "encoding" in outcome.error
+    assert outcome.status_code == 200
+
+
+async def test_fetch_job_reports_a_body_cut_short(
+    make_client: Callable[..., UpstreamClient],
+) -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+        writer.write(b"Content-Length: 500\r\n\r\n" + b'{"job": {"id": "')
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(cut, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = make_client(base_url=f"http://127.0.0.1:{port}/api/v1")
+        outcome = await client.fetch_job(JOB_ID)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(outcome, ConnectionFailed)
+
+
+async def test_fetch_job_never_returns_a_cookie(client: UpstreamClient, standin: StandIn) -> None:
+    """One pool serves every account: a cookie one answer set must not ride on later polls."""
+    standin.queue(
+        Reply(body=job_body(), headers={"Set-Cookie": "session=account-a; Path=/"}),
+        Reply(body=job_body()),
+    )
+    await client.fetch_job(JOB_ID)
+    await client.fetch_job(JOB_ID)
+    assert "cookie" not in standin.seen[1].headers
+
+
+async def test_list_jobs_sends_the_query_quoted(client: UpstreamClient, standin: StandIn) -> None:
+    standin.queue(Reply(body={"jobs": [], "next_cursor": None}))
+    await client.list_jobs(status="queued", cursor="2026-11-28T12:00:00+00:00&x=1")
+    path = standin.seen[0].raw_path
+    assert path.startswith("/api/v1/product-photo-jobs")
+    query = parse_qs(standin.seen[0].query)
+    assert query == {
+        "status": ["queued"],
+        "limit": ["100"],
+        "cursor": ["2026-11-28T12:00:00+00:00&x=1"],
+    }
+
+
+async def test_polls_over_the_aiohttp_transport_go_through_its_session() -> None:
+    """The aiohttp transport (lent by the pool or not) is sent to without httpx's objects; any
+    other transport is sent the httpx way."""
+    shared = make_transport("aiohttp")
+    assert shared is not None
+
+    def wire_of(transport: Any) -> object:
+        client = UpstreamClient(
+            base_url="http://127.0.0.1:1", api_key=KEY, timeout_s=1, transport=transport
+        )
+        return client._wire
+
+    assert isinstance(wire_of(Borrowed(shared)), SessionWire)
+    assert isinstance(wire_of(shared), SessionWire)
+    assert isinstance(wire_of(make_transport("httpx")), HttpxWire)
+    assert isinstance(wire_of(httpx.MockTransport(lambda request: httpx.Response(200))), HttpxWire)
+    await shared.aclose()
