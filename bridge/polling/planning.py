@@ -183,6 +183,18 @@ def _counted(
     return contribution(status, snapshot).to_dict()
 
 
+def _same(watch: WatchRecord, change: WatchChange) -> bool:
+    """The change leaves the watch as stored (a quiet poll of an active watch)."""
+    return (
+        change.last_sequence == watch.last_sequence
+        and change.status == watch.status
+        and change.first_polled_at == watch.first_polled_at
+        and change.error_code == watch.error_code
+        and change.error_message == watch.error_message
+        and change.counted == watch.counted
+    )
+
+
 def _observed(job: JobRow) -> dict[str, int]:
     """How many changes of each item and of the job's status earlier polls observed."""
     return dict((job.snapshot or {}).get(OBSERVED) or {})
@@ -323,17 +335,17 @@ def _plan_snapshot(
         for offset, change in enumerate(found, start=1):
             writer.add(w, w.last_sequence + offset, change.type, change=change)
         status = "completed" if new.is_final else "active"
-        changes.append(
-            WatchChange(
-                w.id,
-                w.last_sequence + len(found),
-                status,
-                w.first_polled_at or ctx.now,
-                None,
-                None,
-                _counted(w, status, new),
-            )
+        change = WatchChange(
+            w.id,
+            w.last_sequence + len(found),
+            status,
+            w.first_polled_at or ctx.now,
+            None,
+            None,
+            _counted(w, status, new),
         )
+        if not _same(w, change):  # most polls: the watch stays as stored, and is not written
+            changes.append(change)
     changed = bool(since_last) or old is None
     base = base_interval(new.status, ctx)
     interval = (

@@ -3,17 +3,14 @@ hour's poll log says, and leasing the jobs the budget policy chose."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, func, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ColumnElement
 
+from bridge.store.listed import one_of
 from bridge.store.rows import Waiting
 from bridge.store.tables import account_budgets, poll_log, upstream_jobs, watches
 
@@ -30,20 +27,6 @@ class Window:
     used: int = 0
     oldest: datetime | None = None
     last_served: dict[str, datetime] = field(default_factory=dict)
-
-
-def one_of(
-    column: ColumnElement[Any], values: Collection[str], dialect: str
-) -> ColumnElement[bool]:
-    """`column IN values` with the values as one parameter (an array, or JSON on SQLite).
-
-    SQLAlchemy renders an IN list's every value into the statement on each execution: for the
-    thousands of accounts a claim is limited to, that cost more CPU than the rest of the claim.
-    """
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))
-    listed = func.json_each(bindparam(None, json.dumps(list(values)))).table_valued("value")
-    return column.in_(select(listed.c.value))
 
 
 async def due_candidates(

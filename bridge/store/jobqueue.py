@@ -14,7 +14,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, or_, select, tuple_, update
+from sqlalchemy import bindparam, case, delete, or_, select, update
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +23,7 @@ from bridge.store.claims import HOUR, Candidate, due_candidates, in_flight, poll
 from bridge.store.claims import lease as lease_jobs
 from bridge.store.database import Repository
 from bridge.store.import_writes import import_changes, roll_up
+from bridge.store.listed import pair_of
 from bridge.store.plan_writes import (
     Planner,
     active_watches,
@@ -139,7 +140,7 @@ class JobQueue(Repository):
                 (r.account, r.job_id): _claimed_row(r)
                 for r in await conn.execute(
                     select(*_CLAIMED)
-                    .where(tuple_(J.c.account, J.c.job_id).in_(keys))
+                    .where(pair_of(J.c.account, J.c.job_id, keys, conn.dialect.name))
                     .where(J.c.next_poll_at <= now)
                     .where(or_(J.c.lease_expires_at.is_(None), J.c.lease_expires_at < now))
                     .where(J.c.account.in_(list(budgets)))
@@ -316,7 +317,7 @@ class JobQueue(Repository):
         async with self.engine.begin() as conn:
             query = (
                 select(*_JOB_COLUMNS)
-                .where(tuple_(J.c.account, J.c.job_id).in_(list(keys)))
+                .where(pair_of(J.c.account, J.c.job_id, list(keys), conn.dialect.name))
                 .order_by(J.c.account, J.c.job_id)  # one lock order everywhere: no deadlocks
             )
             if owner is not None:

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bridge.events.import_view import ImportRecord
 from bridge.store.import_writes import import_record
+from bridge.store.listed import pair_of
 from bridge.store.records import WatchRecord
 from bridge.store.rows import POSITIONS_PER_POLL, JobRow, JobWrite
 from bridge.store.tables import deliveries, events, imports, upstream_jobs, watches
@@ -57,7 +58,8 @@ async def active_watches(
         )
     rows = await conn.execute(
         query.where(
-            tuple_(watches.c.account, watches.c.job_id).in_(keys), watches.c.status == "active"
+            pair_of(watches.c.account, watches.c.job_id, keys, conn.dialect.name),
+            watches.c.status == "active",
         )
         .order_by(watches.c.id)
         .with_for_update(of=watches)

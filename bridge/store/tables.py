@@ -154,7 +154,6 @@ upstream_jobs = Table(
     metadata,
     Column("account", String(200), primary_key=True),
     Column("job_id", String(64), primary_key=True),
-    Column("snapshot", JSON),
     Column("status", String(64)),
     Column("final", Boolean, nullable=False, default=False),
     Column("next_poll_at", UTCDateTime),
@@ -171,6 +170,8 @@ upstream_jobs = Table(
     Column("lease_expires_at", UTCDateTime),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Last: on SQLite a few KiB spill onto overflow pages, which reading a later column walks.
+    Column("snapshot", JSON),
     Index("ix_upstream_jobs_due", "next_poll_at"),
 )
 

@@ -55,6 +55,7 @@ class Story:
     heard: list[str] = field(default_factory=list)
     channel: str = "erp"
     polls: int = 0
+    changed: list[str] = field(default_factory=list)  # the watches the last poll wrote
 
     def poll(self, status: str, *items: ItemSnapshot) -> None:
         self.polls += 1
@@ -72,8 +73,11 @@ class Story:
                 self.keys.add(d.change_key or "")
                 self.heard.append(types[d.event_id])
         by_id = {c.id: c for c in write.watches}
-        self.watches = [
-            replace(w, last_sequence=by_id[w.id].last_sequence, first_polled_at=now)
+        self.changed = sorted(by_id)
+        self.watches = [  # a watch the poll left as it was is not in its changes
+            replace(w, last_sequence=c.last_sequence, first_polled_at=c.first_polled_at)
+            if (c := by_id.get(w.id)) is not None
+            else w
             for w in self.watches
         ]
 
@@ -136,3 +140,16 @@ def test_a_late_watch_does_not_retell_a_completion_to_a_channel_that_skips_updat
     story.watches.append(_watch("w2", 25))
     story.poll("processing", _item("completed", result_url="https://cdn.example.com/1b.png"))
     assert story.heard == ["item.completed"]
+
+
+def test_a_quiet_poll_writes_no_watch_and_a_watch_s_first_poll_does():
+    story = Story(watches=[_watch("w1", 0)])
+    story.poll("processing", _item("processing"))
+    assert story.changed == ["w1"]
+    story.poll("processing", _item("processing"))
+    assert story.changed == []  # nothing changed: the watch is left as stored
+    story.watches.append(_watch("w2", 25))
+    story.poll("processing", _item("processing"))
+    assert story.changed == ["w2"]  # its first poll: its sequence and first_polled_at move
+    story.poll("processing", _item("completed", result_url="https://cdn.example.com/1.png"))
+    assert story.changed == ["w1", "w2"]
