@@ -335,7 +335,7 @@ def _plan_snapshot(
         for offset, change in enumerate(found, start=1):
             writer.add(w, w.last_sequence + offset, change.type, change=change)
         status = "completed" if new.is_final else "active"
-        change = WatchChange(
+        watch_change = WatchChange(
             w.id,
             w.last_sequence + len(found),
             status,
@@ -344,8 +344,8 @@ def _plan_snapshot(
             None,
             _counted(w, status, new),
         )
-        if not _same(w, change):  # most polls: the watch stays as stored, and is not written
-            changes.append(change)
+        if not _same(w, watch_change):  # most polls: the watch stays as stored, unwritten
+            changes.append(watch_change)
     changed = bool(since_last) or old is None
     base = base_interval(new.status, ctx)
     interval = (
