@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
@@ -84,6 +85,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (a job's snapshot above all, read back by every poll) go through orjson: decoding a
+# stored snapshot with the json module was a tenth of a poll's CPU on PostgreSQL.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine(url: str, *, readers: int = 0) -> AsyncEngine:
     """Build the engine. SQLite gets WAL and one writing connection, so writes never race
     in-process; `readers` > 0 builds a pool of that many connections for reads only (WAL lets them
@@ -91,10 +101,10 @@ def create_engine(url: str, *, readers: int = 0) -> AsyncEngine:
     real = async_url(url)
     if real.startswith("sqlite"):
         size = readers or 1
-        engine = create_async_engine(real, pool_size=size, max_overflow=0, pool_timeout=60)
+        engine = create_async_engine(real, pool_size=size, max_overflow=0, pool_timeout=60, **_JSON)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(real, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(real, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON)
 
 
 def _upgrade(connection: Connection) -> None:
