@@ -106,6 +106,8 @@ async def rig(
     seconds_per_item: float = 2.0,
     failure_rate: float = 0.25,
     plan: PollPlanner = plan_poll,
+    batch: int = 200,
+    rounds: int | None = None,
 ) -> AsyncIterator[Rig]:
     clock = FakeClock()
     settings = SimulatorSettings(
@@ -136,6 +138,8 @@ async def rig(
             owner="test-replica",
             rng=Random(1),
             plan=plan,
+            batch=batch,
+            rounds=rounds,
         )
         await poller.start()
         try:
@@ -499,3 +503,25 @@ async def test_poller_a_job_whose_rows_cannot_be_written_fails_alone(pg_url):
         broken = await r.store.watches.get(watch_id=watches[1].id)
         assert broken is not None and broken.error_code == "internal_error"
         assert r.gets(jobs[1]) == 3
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+async def test_poller_overlapped_batches_poll_each_due_job_once_within_budget(storage_url, rounds):
+    """Batches of 2 overlapping up to 3 deep: more than one batch in one call while they come
+    full, each job polled once, and no account past its burst of 3 (its budget decides each claim
+    counting the polls in flight)."""
+    async with rig(storage_url, batch=2, rounds=rounds, seconds_per_item=10_000) as r:
+        jobs = [r.sim.create_job(key, total_items=1) for key in (KEY, OTHER_KEY) for _ in range(4)]
+        watches = [
+            await r.watch(j, account="main" if n < 4 else "other") for n, j in enumerate(jobs)
+        ]
+        polled = await r.poller.poll_due(r.clock.now())
+        assert polled == 2 if rounds == 1 else 2 < polled <= 6
+        gets = [r.gets(j) for j in jobs]
+        assert sorted(gets) == [0] * (8 - polled) + [1] * polled
+        assert sum(gets[:4]) <= 3 and sum(gets[4:]) <= 3  # BURST polls an account at one instant
+        firsts = [await r.events(w.id) for w, n in zip(watches, gets, strict=True) if n]
+        assert all(events and events[0][0] == 1 for events in firsts)
+        assert sum(len(e) for e in firsts) == len(
+            {(i, e) for i, es in enumerate(firsts) for e in es}
+        )
