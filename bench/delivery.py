@@ -44,7 +44,7 @@ from typing import Any
 
 import aiohttp
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -223,11 +223,12 @@ class Driven:
 
 
 async def until_settled(store: Store) -> None:
-    """Wait until no delivery is pending (every 20 ms: a cheap indexed count)."""
-    query = select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+    """Wait until no delivery is pending (asked every 20 ms for one pending row: an index probe,
+    where counting them read the whole backlog each time, 3 ms on PostgreSQL, beside the drain)."""
+    query = select(deliveries.c.id).where(deliveries.c.status == "pending").limit(1)
     while True:
         async with store.db.engine.connect() as conn:
-            if (await conn.execute(query)).scalar_one() == 0:
+            if (await conn.execute(query)).first() is None:
                 return
         await asyncio.sleep(0.02)
 

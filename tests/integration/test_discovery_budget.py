@@ -39,7 +39,7 @@ async def test_discovery_and_polling_never_exceed_the_hourly_budget(storage_url)
                 jobs.append(r.sim.create_job(MAIN, total_items=20))
             if minute == 30:
                 early = set(jobs)
-            await r.run(60, step=2)
+            await r.run(60, step=5)  # a poll is due every 120 s: 5 s steps still spend it all
 
         sent = r.transport.sent[MAIN]
         lists = r.transport.lists(MAIN)
