@@ -9,7 +9,7 @@ import logging
 import socket
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -360,6 +360,21 @@ async def test_fetch_job_reports_a_refused_connection(
     assert outcome.error
 
 
+async def _fetch_from_raw_server(
+    make_client: Callable[..., UpstreamClient],
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> object:
+    """fetch_job against a bare TCP server answering with `handler` (what no HTTP server sends)."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = make_client(base_url=f"http://127.0.0.1:{port}/api/v1")
+        return await client.fetch_job(JOB_ID)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_fetch_job_reports_a_dropped_connection(
     make_client: Callable[..., UpstreamClient],
 ) -> None:
@@ -367,15 +382,7 @@ async def test_fetch_job_reports_a_dropped_connection(
         await reader.readuntil(b"\r\n\r\n")
         writer.close()
 
-    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        client = make_client(base_url=f"http://127.0.0.1:{port}/api/v1")
-        outcome = await client.fetch_job(JOB_ID)
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert isinstance(outcome, ConnectionFailed)
+    assert isinstance(await _fetch_from_raw_server(make_client, hang_up), ConnectionFailed)
 
 
 @pytest.mark.parametrize("suffix", ["/api/v1", "/api/v1/"])
@@ -496,15 +503,7 @@ async def test_fetch_job_reports_a_body_cut_short(
         await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(cut, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        client = make_client(base_url=f"http://127.0.0.1:{port}/api/v1")
-        outcome = await client.fetch_job(JOB_ID)
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert isinstance(outcome, ConnectionFailed)
+    assert isinstance(await _fetch_from_raw_server(make_client, cut), ConnectionFailed)
 
 
 async def test_fetch_job_never_returns_a_cookie(client: UpstreamClient, standin: StandIn) -> None:
