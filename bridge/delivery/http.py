@@ -9,6 +9,8 @@ from a refusal and tries a pinned address's alternatives in turn.
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -20,8 +22,9 @@ KEEPALIVE_S = 5.0  # httpx's default expiry for an idle kept-alive connection
 class DeliveryTransport(AiohttpTransport):
     """AiohttpTransport without a cookie jar of its own, raising httpx's errors for aiohttp's."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, verify: ssl.SSLContext | bool = True) -> None:
         super().__init__(
+            verify=verify,
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, keepalive_expiry=KEEPALIVE_S),
             client=self._session,
         )
@@ -39,10 +42,21 @@ class DeliveryTransport(AiohttpTransport):
         except httpx.TransportError as exc:
             raise _as_httpx(exc.__cause__, request) or exc from exc.__cause__
         except aiohttp.ClientError as exc:  # one httpx_aiohttp does not map
-            raise _as_httpx(exc, request) or httpx.TransportError(str(exc)) from exc
+            raise as_httpx_error(exc, request) from exc
 
 
-def _as_httpx(cause: BaseException | None, request: httpx.Request) -> httpx.TransportError | None:
+def as_httpx_error(
+    cause: aiohttp.ClientError | OSError, request: httpx.Request | None = None
+) -> httpx.TransportError:
+    """The httpx error for an error aiohttp raised (a timeout included)."""
+    if isinstance(cause, TimeoutError):
+        return httpx.TimeoutException(str(cause) or "timed out", request=request)
+    return _as_httpx(cause, request) or httpx.TransportError(str(cause) or type(cause).__name__)
+
+
+def _as_httpx(
+    cause: BaseException | None, request: httpx.Request | None
+) -> httpx.TransportError | None:
     """The httpx error httpcore raises for what `cause` says happened; None to keep the mapped one."""
     if cause is None or isinstance(cause, TimeoutError):
         return None  # httpx_aiohttp maps timeouts to httpx's timeouts already

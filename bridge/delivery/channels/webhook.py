@@ -15,13 +15,11 @@ from bridge.clock import utcnow
 from bridge.delivery import signing
 from bridge.delivery.channels import Message, SendError, SendResult
 from bridge.delivery.failures import http_status_is_permanent
+from bridge.delivery.post import Answer, poster_for
 from bridge.delivery.urlguard import IPAddress, Resolver, UnsafeURL, check_url
 from bridge.outbound import parse_retry_after
 
 log = logging.getLogger(__name__)
-
-EXCERPT_CHARS = 500
-_EXCERPT_BYTES = 4 * EXCERPT_CHARS  # enough for 500 characters of UTF-8
 
 
 class WebhookChannel:
@@ -45,7 +43,7 @@ class WebhookChannel:
             signing.check_secret(secret)
         self._url = url
         self._secrets = tuple(secrets)
-        self._client = client
+        self._poster = poster_for(client, timeout_s=timeout_s)
         self._allowed_hosts = tuple(allowed_hosts)
         self._timeout_s = timeout_s
         self._user_agent = user_agent
@@ -62,7 +60,7 @@ class WebhookChannel:
                 addresses = await check_url(
                     self._url, allowed_hosts=self._allowed_hosts, resolve=self._resolve
                 )
-                response = await self._post(message, body, addresses)
+            answer = await self._post(message, body, addresses, deadline)
         except UnsafeURL as exc:
             log.warning(
                 "webhook url refused",
@@ -73,20 +71,12 @@ class WebhookChannel:
             raise SendError(f"timeout after {self._timeout_s:g}s") from None
         except httpx.HTTPError as exc:
             raise SendError(f"connection error: {_describe(exc)}") from None
-        try:
-            async with asyncio.timeout_at(deadline):
-                excerpt = await _read_excerpt(response)
-        except (TimeoutError, httpx.HTTPError):
-            excerpt = None  # the status is what counts; a body cut short does not change it
-        finally:
-            await response.aclose()
-        return self._outcome(response, excerpt)
+        return self._outcome(answer)
 
     async def _post(
-        self, message: Message, body: bytes, addresses: list[IPAddress]
-    ) -> httpx.Response:
+        self, message: Message, body: bytes, addresses: list[IPAddress], deadline: float
+    ) -> Answer:
         """Send the request, to the checked addresses in turn when DNS had to be asked."""
-        url = httpx.URL(self._url)
         headers = {
             "content-type": "application/json",
             "user-agent": self._user_agent,
@@ -95,63 +85,46 @@ class WebhookChannel:
                 msg_id=message.event_id, timestamp=self._now(), body=body, secrets=self._secrets
             ),
         }
-        if not addresses or _is_ip_literal(url.host):
-            return await self._send_one(url, headers, body, extensions={})
+        if not addresses:  # an allowed host: sent as it is
+            return await self._poster.post(self._url, headers, body, deadline=deadline)
+        url = httpx.URL(self._url)
+        if _is_ip_literal(url.host):
+            return await self._poster.post(self._url, headers, body, deadline=deadline)
         # Connect to exactly the addresses we checked, so a DNS answer that changes between the
         # check and the connect (DNS rebinding) cannot point us elsewhere. TLS still verifies the
         # name; `connection: close` keeps a connection made for one name from serving another.
         pinned_headers = {**headers, "host": url.netloc.decode("ascii"), "connection": "close"}
-        extensions = {"sni_hostname": url.raw_host.decode("ascii")}
+        name = url.raw_host.decode("ascii")
         for address in addresses[:-1]:
             try:
-                return await self._send_one(
-                    url.copy_with(host=str(address)), pinned_headers, body, extensions=extensions
+                return await self._poster.post(
+                    str(url.copy_with(host=str(address))),
+                    pinned_headers,
+                    body,
+                    deadline=deadline,
+                    sni_hostname=name,
                 )
             except httpx.ConnectError:
                 continue
-        pinned = url.copy_with(host=str(addresses[-1]))
-        return await self._send_one(pinned, pinned_headers, body, extensions=extensions)
-
-    async def _send_one(
-        self, url: httpx.URL, headers: dict[str, str], body: bytes, *, extensions: dict[str, str]
-    ) -> httpx.Response:
-        request = self._client.build_request(
-            "POST",
-            url,
-            headers=headers,
-            content=body,
-            timeout=httpx.Timeout(self._timeout_s),
-            extensions=extensions,
+        pinned = str(url.copy_with(host=str(addresses[-1])))
+        return await self._poster.post(
+            pinned, pinned_headers, body, deadline=deadline, sni_hostname=name
         )
-        return await self._client.send(request, follow_redirects=False, stream=True)
 
-    def _outcome(self, response: httpx.Response, excerpt: str | None) -> SendResult:
-        status = response.status_code
+    def _outcome(self, answer: Answer) -> SendResult:
+        status = answer.status
         if 200 <= status < 300:
-            return SendResult(status_code=status, response_excerpt=excerpt)
+            return SendResult(status_code=status, response_excerpt=answer.excerpt)
         message = f"HTTP {status}"
         if 300 <= status < 400:
             message += " (redirects are not followed)"
         raise SendError(
             message,
             status_code=status,
-            retry_after_s=parse_retry_after(response.headers.get("retry-after"), now=self._now()),
-            response_excerpt=excerpt,
+            retry_after_s=parse_retry_after(answer.retry_after, now=self._now()),
+            response_excerpt=answer.excerpt,
             permanent=http_status_is_permanent(status),
         )
-
-
-async def _read_excerpt(response: httpx.Response) -> str:
-    """The start of the response body as text, reading no more than needed."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _EXCERPT_BYTES:
-            break
-    raw = b"".join(chunks)[:_EXCERPT_BYTES]
-    return raw.decode(response.encoding or "utf-8", errors="replace")[:EXCERPT_CHARS]
 
 
 def _is_ip_literal(host: str) -> bool:

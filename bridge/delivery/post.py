@@ -1,0 +1,187 @@
+"""poster_for(client): how a webhook POST is sent: its status, Retry-After and a response excerpt.
+
+Over the deliveries' aiohttp transport (`bridge.delivery.http`) a POST goes to the transport's
+aiohttp session directly: httpx's Request, URL, cookie and Response objects around every webhook
+were a quarter of a delivery's CPU (the same step polls took, `bridge.polling.wire`). A client with
+any other transport, or with proxies mounted from the environment, is sent the httpx way. Either
+way no redirect is followed, connect and response headers must come before `deadline` (loop time,
+TimeoutError otherwise) and failures are httpx's errors, so the channel maps one set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+from yarl import URL
+
+from bridge.delivery.http import as_httpx_error
+
+EXCERPT_CHARS = 500
+_EXCERPT_BYTES = 4 * EXCERPT_CHARS  # enough for 500 characters of UTF-8
+# The caller's deadline bounds the exchange: aiohttp's own timers (one per read) only cost.
+_NO_TIMERS = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the receiver answered; `excerpt` is None when the body could not be read in time."""
+
+    status: int
+    retry_after: str | None
+    excerpt: str | None
+
+
+class Poster(Protocol):
+    async def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        deadline: float,
+        sni_hostname: str | None = None,
+    ) -> Answer:
+        """POST `body` to `url` with exactly `headers` (no redirects followed); raises
+        TimeoutError past `deadline` before the response headers, else httpx's errors."""
+        ...
+
+
+def poster_for(client: httpx.AsyncClient, *, timeout_s: float) -> Poster:
+    """The poster for `client`: its aiohttp session when every URL goes to the aiohttp
+    transport (no proxy mounted), else httpx itself."""
+    transport = client._transport  # what `client.send` uses for any URL no mount claims
+    if isinstance(transport, AiohttpTransport) and not client._mounts:
+        return SessionPoster(transport)
+    return HttpxPoster(client, timeout_s=timeout_s)
+
+
+class SessionPoster:
+    """A POST through the aiohttp session of an AiohttpTransport: the same pool, no httpx objects."""
+
+    def __init__(self, transport: AiohttpTransport) -> None:
+        self._transport = transport
+
+    def _session(self) -> aiohttp.ClientSession:
+        # Made on first use as the transport makes it (inside the running loop), then shared.
+        if not isinstance(self._transport.client, aiohttp.ClientSession):
+            self._transport.client = self._transport.get_client()
+        return self._transport.client
+
+    async def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        deadline: float,
+        sni_hostname: str | None = None,
+    ) -> Answer:
+        request = self._session().post(
+            _wire_url(url),
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+            timeout=_NO_TIMERS,
+            server_hostname=sni_hostname,
+        )
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await request.__aenter__()
+        except TimeoutError:
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
+            raise as_httpx_error(exc) from exc
+        try:
+            excerpt = await _excerpt(response, deadline)
+        finally:
+            response.release()
+        return Answer(response.status, response.headers.get("retry-after"), excerpt)
+
+
+class HttpxPoster:
+    """A POST as `httpx.AsyncClient.send` makes it, through whatever transport the client has."""
+
+    def __init__(self, client: httpx.AsyncClient, *, timeout_s: float) -> None:
+        self._client = client
+        self._timeout = httpx.Timeout(timeout_s)
+
+    async def post(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        deadline: float,
+        sni_hostname: str | None = None,
+    ) -> Answer:
+        request = self._client.build_request(
+            "POST",
+            url,
+            headers=headers,
+            content=body,
+            timeout=self._timeout,
+            extensions={"sni_hostname": sni_hostname} if sni_hostname else {},
+        )
+        async with asyncio.timeout_at(deadline):
+            response = await self._client.send(request, follow_redirects=False, stream=True)
+        try:
+            async with asyncio.timeout_at(deadline):
+                excerpt = await _read_httpx(response)
+        except (TimeoutError, httpx.HTTPError):
+            excerpt = None  # the status is what counts; a body cut short does not change it
+        finally:
+            await response.aclose()
+        return Answer(response.status_code, response.headers.get("retry-after"), excerpt)
+
+
+@functools.lru_cache(maxsize=4096)
+def _wire_url(url: str) -> URL:
+    """The URL as httpx would send it (percent-encoded the same way), for aiohttp as is."""
+    return URL(str(httpx.URL(url)), encoded=True)
+
+
+async def _excerpt(response: aiohttp.ClientResponse, deadline: float) -> str | None:
+    """The start of the body as text, reading no more than needed; None if it broke off."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            while size < _EXCERPT_BYTES and (chunk := await response.content.readany()):
+                chunks.append(chunk)
+                size += len(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return None  # the status is what counts; a body cut short does not change it
+    return _decode(b"".join(chunks), _charset(response.charset))
+
+
+async def _read_httpx(response: httpx.Response) -> str:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _EXCERPT_BYTES:
+            break
+    return _decode(b"".join(chunks), response.encoding or "utf-8")
+
+
+def _charset(declared: str | None) -> str:
+    """The body's declared charset when Python knows it, else UTF-8 (as httpx decides)."""
+    if declared:
+        try:
+            return codecs.lookup(declared).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+def _decode(raw: bytes, encoding: str) -> str:
+    return raw[:_EXCERPT_BYTES].decode(encoding, errors="replace")[:EXCERPT_CHARS]
