@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 
 MAX_SENDING = 64  # sends under way in one replica
 PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
-LANE_DEPTH = 32  # claimed rows one destination may hold (sending, waiting or being recorded)
+LANE_DEPTH = 64  # claimed rows one destination may hold (sending, waiting or being recorded)
+REFILL_AT = 32  # a lane is claimed for again when no more than this many rows still wait
 MAX_HELD = 512  # claimed rows one replica may hold: 16 full lanes
 CLAIM_READ = 64  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
@@ -70,7 +71,11 @@ class Deliverer:
         self._rng = rng or random.Random()
         self._on_free = on_free
         self._lanes = lanes or Lanes(
-            sending=MAX_SENDING, per_destination=PER_DESTINATION, held=MAX_HELD, depth=LANE_DEPTH
+            sending=MAX_SENDING,
+            per_destination=PER_DESTINATION,
+            held=MAX_HELD,
+            depth=LANE_DEPTH,
+            refill_at=REFILL_AT,
         )
         self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
         self._wanting: set[Destination] = set()  # lanes that emptied while a claim was under way

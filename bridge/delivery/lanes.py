@@ -65,13 +65,18 @@ class _Lane:
 class Lanes:
     """Claimed rows per destination, with the limits above."""
 
-    def __init__(self, *, sending: int, per_destination: int, held: int, depth: int) -> None:
+    def __init__(
+        self, *, sending: int, per_destination: int, held: int, depth: int, refill_at: int = 0
+    ) -> None:
         if not 1 <= per_destination <= min(sending, depth) or max(sending, depth) > held:
             raise ValueError("lane limits must be 1 <= per_destination <= sending, depth <= held")
+        if not 0 <= refill_at < depth:
+            raise ValueError("a lane's refill mark must be 0 <= refill_at < depth")
         self.sending_limit = sending
         self.per_destination = per_destination
         self.held_limit = held
         self.depth = depth
+        self.refill_at = refill_at
         self._lanes: dict[Destination, _Lane] = {}
         self._ids: dict[str, Destination] = {}
         self._sent: set[str] = set()
@@ -89,9 +94,10 @@ class Lanes:
         return self._sending
 
     def claimable(self, where: Destination) -> bool:
-        """Whether a claim should read rows for `where`: its lane has nothing left waiting."""
+        """Whether a claim should read rows for `where`: at most `refill_at` rows of its lane are
+        still waiting (so the next batch is read while those go out, not after)."""
         lane = self._lanes.get(where)
-        return lane is None or not lane.waiting
+        return lane is None or len(lane.waiting) <= self.refill_at
 
     def busy(self) -> Busy:
         """The destinations a claim need not read (their lanes still have rows waiting)."""

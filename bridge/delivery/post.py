@@ -92,17 +92,20 @@ class SessionPoster:
             timeout=_NO_TIMERS,
             server_hostname=sni_hostname,
         )
+        response: aiohttp.ClientResponse | None = None
+        excerpt: str | None = None
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(deadline):  # one timer for the headers and the excerpt
                 response = await request.__aenter__()
+                excerpt = await _excerpt(response)
         except TimeoutError:
-            raise
+            if response is None:
+                raise
         except (aiohttp.ClientError, OSError) as exc:
             raise as_httpx_error(exc) from exc
-        try:
-            excerpt = await _excerpt(response, deadline)
         finally:
-            response.release()
+            if response is not None:
+                response.release()
         return Answer(response.status, response.headers.get("retry-after"), excerpt)
 
 
@@ -148,16 +151,15 @@ def _wire_url(url: str) -> URL:
     return URL(str(httpx.URL(url)), encoded=True)
 
 
-async def _excerpt(response: aiohttp.ClientResponse, deadline: float) -> str | None:
+async def _excerpt(response: aiohttp.ClientResponse) -> str | None:
     """The start of the body as text, reading no more than needed; None if it broke off."""
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout_at(deadline):
-            while size < _EXCERPT_BYTES and (chunk := await response.content.readany()):
-                chunks.append(chunk)
-                size += len(chunk)
-    except (TimeoutError, aiohttp.ClientError, OSError):
+        while size < _EXCERPT_BYTES and (chunk := await response.content.readany()):
+            chunks.append(chunk)
+            size += len(chunk)
+    except (aiohttp.ClientError, OSError):
         return None  # the status is what counts; a body cut short does not change it
     return _decode(b"".join(chunks), _charset(response.charset))
 

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Row
 
 from bridge.store.busy import NOTHING_BUSY, Busy
 from bridge.store.database import Repository
+from bridge.store.outbox_heads import DUE_NOW, due_heads, lease_free
 from bridge.store.outbox_heads import STILL_WANTED as STILL_WANTED  # ops.py reads it here
-from bridge.store.outbox_heads import due_heads, lease_free
 from bridge.store.records import DeliveryRecord
 from bridge.store.tables import (
     deliveries,
@@ -153,7 +153,9 @@ class Outbox(Repository):
         free = lease_free(now)
         async with self.engine.begin() as conn:
             # Spares: rows another replica is claiming now (locked, so skipped) leave room for more.
-            heads = await conn.execute(due_heads(now=now, busy=busy, limit=limit * HEAD_SPARES))
+            heads = await conn.execute(
+                due_heads(busy=busy, limit=limit * HEAD_SPARES), {DUE_NOW: now}
+            )
             ids = list(heads.scalars())
             if not ids:
                 return []

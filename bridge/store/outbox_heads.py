@@ -11,10 +11,11 @@ once, whatever the statistics say; the watches and imports the filters need are 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, func, or_, select
 from sqlalchemy.sql.util import ClauseAdapter
 
 from bridge.store.busy import Busy, not_busy
@@ -62,15 +63,22 @@ def _outside(clause: ColumnElement[bool]) -> ColumnElement[bool]:
     return adapted
 
 
-def lease_free(now: datetime) -> ColumnElement[bool]:
+DUE_NOW = "due_now"  # the claim's moment, a parameter of `due_heads`' statement
+
+
+def lease_free(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """The row's lease (if any) has run out by `now`."""
     return or_(D.c.lease_expires_at.is_(None), D.c.lease_expires_at <= now)
 
 
-def due_heads(*, now: datetime, busy: Busy, limit: int) -> Select[Any]:
-    """The ids of up to `limit` deliveries a claim may lease at `now`, oldest due first: pending,
-    due, unleased, still wanted, heading their stream, and not for a `busy` destination."""
+@functools.lru_cache(maxsize=256)
+def due_heads(*, busy: Busy, limit: int) -> Select[Any]:
+    """The ids of up to `limit` deliveries a claim may lease at `due_now` (a parameter: execute
+    with `{DUE_NOW: now}`), oldest due first: pending, due, unleased, still wanted, heading their
+    stream, and not for a `busy` destination. Built once per (busy, limit): adapting the filters
+    to the window's subquery was a tenth of a claim's CPU."""
     p = _PENDING.c
+    now = bindparam(DUE_NOW, type_=D.c.next_attempt_at.type)
     return (
         select(p.id)
         .where(
