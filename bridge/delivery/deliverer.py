@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 
 MAX_SENDING = 64  # sends under way in one replica
 PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
-LANE_DEPTH = 64  # claimed rows one destination may hold (sending, waiting or being recorded)
-REFILL_AT = 32  # a lane is claimed for again when no more than this many rows still wait
-MAX_HELD = 512  # claimed rows one replica may hold: 16 full lanes
-CLAIM_READ = 64  # due rows one claim reads at most
+LANE_DEPTH = 128  # claimed rows one destination may hold (sending, waiting or being recorded)
+REFILL_AT = 64  # a lane is claimed for again when no more than this many rows still wait
+MAX_HELD = 1024  # claimed rows one replica may hold: 8 full lanes
+CLAIM_READ = 128  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 
 

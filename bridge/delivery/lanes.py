@@ -6,9 +6,9 @@ A destination is a configured channel's name, or for a watch's own webhook its U
 claim matches origins the same way (`bridge.store.busy`). A lane sends at most
 `per_destination` rows at once and holds at most `depth` (sending or waiting); the replica sends
 at most `sending` and holds at most `held` in all. A row stops counting as a send when its send
-ends, and stops being held when its result is written. A lane is claimed for again only once its
-waiting rows have all started (`busy` names the others), so a busy receiver's rows are read in
-batches, not one claim per send.
+ends, and stops being held when its result is written. A lane is claimed for again once no more
+than `refill_at` of its rows still wait (`busy` names the others): a busy receiver's rows are read
+in batches, not one claim per send, and the next batch is read while the last still goes out.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class Lanes:
         return lane is None or len(lane.waiting) <= self.refill_at
 
     def busy(self) -> Busy:
-        """The destinations a claim need not read (their lanes still have rows waiting)."""
+        """The destinations a claim need not read (more than `refill_at` of their rows wait)."""
         full = [where for where in self._lanes if not self.claimable(where)]
         return Busy(
             channels=frozenset(name for kind, name in full if kind == "channel"),

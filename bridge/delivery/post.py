@@ -3,7 +3,8 @@
 Over the deliveries' aiohttp transport (`bridge.delivery.http`) a POST goes to the transport's
 aiohttp session directly: httpx's Request, URL, cookie and Response objects around every webhook
 were a quarter of a delivery's CPU (the same step polls took, `bridge.polling.wire`). A client with
-any other transport, or with proxies mounted from the environment, is sent the httpx way. Either
+any other transport, or with mounts of its own (a proxy), is sent the httpx way; an aiohttp
+session keeps no cookies (`DeliveryTransport`), so no receiver's cookie rides on a later webhook. Either
 way no redirect is followed, connect and response headers must come before `deadline` (loop time,
 TimeoutError otherwise) and failures are httpx's errors, so the channel maps one set.
 """

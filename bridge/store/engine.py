@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bridge.store.faults import StorageFault
@@ -104,7 +106,34 @@ def create_engine(url: str, *, readers: int = 0) -> AsyncEngine:
         engine = create_async_engine(real, pool_size=size, max_overflow=0, pool_timeout=60, **_JSON)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(real, pool_size=10, max_overflow=10, pool_pre_ping=True, **_JSON)
+    engine = create_async_engine(real, pool_size=10, max_overflow=10, **_JSON)
+    _ping_when_idle(engine.sync_engine)
+    return engine
+
+
+IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before it is used
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before use only when it sat idle over IDLE_PING_S: one that was in
+    use a moment ago is alive, and `pool_pre_ping`'s round trip on every checkout was a tenth of a
+    delivery drain's time. A ping that fails makes the pool drop the connection and take another
+    (a server restarted meanwhile); one failing within the second after a restart is reported like
+    any lost connection (the pool is then renewed)."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")  # none on a fresh connection: no ping needed
+        if since is None or time.monotonic() - since < IDLE_PING_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection did not answer a ping") from exc
 
 
 def _upgrade(connection: Connection) -> None:

@@ -1,5 +1,7 @@
 import asyncio
+import contextlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,6 +19,7 @@ from bridge.delivery import signing
 from bridge.delivery.channels import Channel, Message, SendError
 from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.delivery.http import DeliveryTransport
+from bridge.delivery.post import HttpxPoster, SessionPoster, poster_for
 from bridge.devtools.localserver import serving
 from tests.ports import free_port
 
@@ -389,3 +392,107 @@ async def test_webhook_send_reports_a_receiver_that_hangs_up(client):
         await server.wait_closed()
     assert str(raised.value).startswith("connection error: RemoteProtocolError")
     assert (raised.value.status_code, raised.value.permanent) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "expected"),
+    [
+        ("text/plain; charset=iso-8859-1", b"caf\xe9", "café"),
+        ("text/plain; charset=no-such-charset", "café".encode(), "café"),  # UTF-8 then
+        ("application/json", '{"note":"café"}'.encode(), '{"note":"café"}'),
+    ],
+    ids=["iso-8859-1", "unknown-charset", "no-charset"],
+)
+async def test_webhook_send_decodes_the_excerpt_in_the_declared_charset(
+    receiver, client, content_type, body, expected
+):
+    receiver.answer = Response(body, headers={"content-type": content_type})
+    result = await make_channel(receiver, client).send(make_message())
+    assert (result.status_code, result.response_excerpt) == (200, expected)
+
+
+@contextlib.asynccontextmanager
+async def raw_receiver(answer: bytes):
+    """A bare HTTP/1.1 server that reads one request, writes `answer`, then stalls until the
+    block ends; yields its base URL."""
+    done = asyncio.Event()
+
+    async def handle(reader, writer):
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            writer.write(answer)
+            await writer.drain()
+            await done.wait()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        done.set()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_webhook_send_keeps_the_status_of_a_receiver_that_stalls_in_its_body(client):
+    headers_only = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
+    async with raw_receiver(headers_only) as url:
+        channel = WebhookChannel(
+            url=url + "/hook",
+            secrets=[signing.new_secret()],
+            client=client,
+            allowed_hosts=["127.0.0.1"],
+            timeout_s=1.0,
+            user_agent=USER_AGENT,
+        )
+        started = time.monotonic()
+        result = await channel.send(make_message())
+        elapsed = time.monotonic() - started
+    assert (result.status_code, result.response_excerpt) == (200, None)
+    assert 0.5 < elapsed < 5  # the body was waited for until the deadline, no longer
+
+
+async def test_webhook_send_cookies_set_by_a_receiver(request, receiver, client):
+    receiver.answer = PlainTextResponse("ok", headers={"set-cookie": "s=1; Path=/"})
+    channel = make_channel(receiver, client)
+    await channel.send(make_message())
+    await channel.send(make_message())
+    first, second = receiver.requests
+    assert "cookie" not in first.headers
+    if request.node.callspec.params["client"] == "aiohttp":
+        # SessionPoster posts through the aiohttp session, whose jar is a DummyCookieJar, and
+        # never through httpx's client: no answer's cookie rides on a later webhook.
+        assert "cookie" not in second.headers
+    else:
+        # HttpxPoster builds the request with httpx's client, whose jar keeps the receiver's
+        # cookie (for its own host only) and sends it back, as httpx always has.
+        assert second.headers["cookie"] == "s=1"
+
+
+@pytest.mark.parametrize(
+    ("make_client", "poster"),
+    [
+        (lambda: httpx.AsyncClient(transport=DeliveryTransport()), SessionPoster),
+        (lambda: httpx.AsyncClient(), HttpxPoster),
+        (
+            lambda: httpx.AsyncClient(
+                transport=DeliveryTransport(), mounts={"all://": httpx.AsyncHTTPTransport()}
+            ),
+            HttpxPoster,
+        ),
+    ],
+    ids=["delivery-transport", "httpcore", "delivery-transport-with-mount"],
+)
+async def test_poster_for_takes_the_session_only_when_no_mount_claims_a_url(
+    receiver, make_client, poster
+):
+    async with make_client() as http:
+        assert type(poster_for(http, timeout_s=5)) is poster
+        channel = make_channel(receiver, http)
+        assert type(channel._poster) is poster
+        result = await channel.send(make_message())
+    assert (result.status_code, result.response_excerpt) == (200, "ok")

@@ -139,3 +139,48 @@ async def test_release_waiting_hands_back_the_rows_not_started():
 def test_lanes_reject_inconsistent_limits(limits):
     with pytest.raises(ValueError, match="lane limits"):
         lanes(**limits)
+
+
+async def test_a_lane_is_claimable_again_once_no_more_than_refill_at_rows_wait():
+    where = lanes(per_destination=1, refill_at=2)
+    a = ("origin", "https://a.example")
+    for n in range(3):
+        where.hold(held(row(f"a{n}", url=f"https://a.example/{n}")))
+    assert not where.claimable(a)  # 3 waiting, over the mark of 2
+    assert where.busy() == Busy(origins=frozenset({"https://a.example"}))
+    assert [h.row.id for h in where.take_ready()] == ["a0"]
+    assert where.claimable(a)  # 2 waiting: the next batch is read while those go out
+    assert where.busy() == Busy()
+
+
+async def test_refill_at_never_lets_a_lane_hold_more_than_its_depth():
+    where = lanes(per_destination=1, depth=4, refill_at=2)
+    a = ("origin", "https://a.example")
+    assert fill(where, *(row(f"a{n}", url=f"https://a.example/{n}") for n in range(3))) == ["a0"]
+    assert where.claimable(a)  # 1 sending, 2 waiting
+    admit = where.admission(limit=10)
+    assert admit(row("a3", url="https://a.example/3"))  # the lane's 4th row: its depth
+    assert not admit(row("a4", url="https://a.example/4"))
+    assert admit(row("b0", url="https://b.example/0"))  # other lanes are not held back
+
+
+async def test_a_lane_claimable_at_the_highest_refill_mark_is_still_full_at_its_depth():
+    where = lanes(per_destination=1, depth=4, refill_at=3)
+    a = ("origin", "https://a.example")
+    assert fill(where, *(row(f"a{n}", url=f"https://a.example/{n}") for n in range(4))) == ["a0"]
+    assert where.claimable(a) and where.busy() == Busy()  # 3 waiting, at the mark
+    admit = where.admission(limit=10)
+    assert not admit(row("a4", url="https://a.example/4"))  # 4 held: the lane is at its depth
+    where.finish("a0")
+    assert where.admission(limit=10)(row("a4", url="https://a.example/4"))
+
+
+def test_refill_at_the_highest_mark_is_accepted():
+    assert lanes(depth=4, refill_at=3).refill_at == 3
+    assert lanes().refill_at == 0
+
+
+@pytest.mark.parametrize(("depth", "refill_at"), [(4, -1), (4, 4), (4, 5), (2, 2)])
+def test_lanes_reject_a_refill_mark_outside_the_depth(depth, refill_at):
+    with pytest.raises(ValueError, match="refill mark"):
+        lanes(depth=depth, refill_at=refill_at)
