@@ -123,6 +123,40 @@ _CLAIM_JOIN = (
 )
 
 
+# The claim's and the record's statements, built once (building them per call was a tenth of the
+# deliverer's CPU); every value is a parameter.
+_CLAIM_NOW = bindparam("claim_now", type_=D.c.lease_expires_at.type)
+_CANDIDATES = (
+    select(*_CLAIM_COLUMNS)
+    .select_from(_CLAIM_JOIN)
+    .where(
+        D.c.id.in_(bindparam("claim_ids", expanding=True)),
+        D.c.status == "pending",
+        lease_free(_CLAIM_NOW),
+    )
+    .order_by(D.c.next_attempt_at, D.c.id)
+    .limit(bindparam("claim_limit"))
+)
+_CANDIDATES_LOCKED = _CANDIDATES.with_for_update(of=D, skip_locked=True)  # PostgreSQL
+_LEASE = (
+    update(D)
+    .where(D.c.id.in_(bindparam("claim_ids", expanding=True)), lease_free(_CLAIM_NOW))
+    .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
+    .returning(D.c.id)
+)
+# Moves a delivery on unless its lease passed to another owner or it is no longer pending (a
+# watch cancelled meanwhile stays dead).
+_STILL_OURS = (
+    update(D)
+    .where(
+        D.c.id == bindparam("b_id"),
+        D.c.lease_owner == bindparam("b_owner"),
+        D.c.status == "pending",
+    )
+    .values(attempts=D.c.attempts + bindparam("b_counted"))
+)
+
+
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
     m = row._mapping
     return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
@@ -150,7 +184,6 @@ class Outbox(Repository):
         Rows for `busy` destinations are not read; of the `limit` read, only those `admit`
         accepts (asked in due order: the caller's concurrency policy) are leased.
         """
-        free = lease_free(now)
         async with self.engine.begin() as conn:
             # Spares: rows another replica is claiming now (locked, so skipped) leave room for more.
             heads = await conn.execute(
@@ -161,16 +194,11 @@ class Outbox(Repository):
                 return []
             # Read by key, and checked again under the row locks: a row another replica leased
             # or sent since is passed over.
-            query = (
-                select(*_CLAIM_COLUMNS)
-                .select_from(_CLAIM_JOIN)
-                .where(D.c.id.in_(ids), D.c.status == "pending", free)
-                .order_by(D.c.next_attempt_at, D.c.id)
-                .limit(limit)
+            query = _CANDIDATES_LOCKED if self.dialect == "postgresql" else _CANDIDATES
+            found = await conn.execute(
+                query, {"claim_ids": ids, "claim_now": now, "claim_limit": limit}
             )
-            if self.dialect == "postgresql":
-                query = query.with_for_update(of=D, skip_locked=True)
-            candidates = [_claimed(row) for row in await conn.execute(query)]
+            candidates = [_claimed(row) for row in found]
             if admit is not None:
                 candidates = [c for c in candidates if admit(c)]
             if not candidates:
@@ -178,10 +206,13 @@ class Outbox(Repository):
             # The lease is checked again as it is taken: without the row locks (or should a
             # lock be skipped) a row another replica leased meanwhile is not taken twice.
             taken = await conn.execute(
-                update(D)
-                .where(D.c.id.in_([c.id for c in candidates]), free)
-                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
-                .returning(D.c.id)
+                _LEASE,
+                {
+                    "claim_ids": [c.id for c in candidates],
+                    "claim_now": now,
+                    "claim_owner": owner,
+                    "claim_until": now + timedelta(seconds=lease_s),
+                },
             )
             leased = set(taken.scalars())
         return [c for c in candidates if c.id in leased]
@@ -226,16 +257,11 @@ class Outbox(Repository):
             }
             for r in results
         ]
-        still_ours = update(D).where(
-            D.c.id == bindparam("b_id"),
-            D.c.lease_owner == bindparam("b_owner"),
-            D.c.status == "pending",  # a watch cancelled meanwhile stays dead
-        )
         async with self.engine.begin() as conn:
             if attempt_rows:
                 await conn.execute(delivery_attempts.insert(), attempt_rows)
             await conn.execute(
-                still_ours.values(attempts=D.c.attempts + bindparam("b_counted")),
+                _STILL_OURS,
                 [
                     {**p, "b_counted": int(r.counted)}
                     for p, r in zip(delivery_params, results, strict=True)
