@@ -14,20 +14,25 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
 
 from bridge.store.busy import NOTHING_BUSY, Busy
 from bridge.store.database import Repository
-from bridge.store.outbox_heads import DUE_NOW, due_heads, lease_free
+from bridge.store.outbox_heads import (
+    CANDIDATES,
+    CANDIDATES_LOCKED,
+    DUE_NOW,
+    LEASE,
+    STILL_OURS,
+    due_heads,
+)
 from bridge.store.outbox_heads import STILL_WANTED as STILL_WANTED  # ops.py reads it here
 from bridge.store.records import DeliveryRecord
 from bridge.store.tables import (
     deliveries,
     delivery_attempts,
-    events,
     imports,
-    upstream_jobs,
     watches,
 )
 from bridge.store.watches import delivery_record
@@ -91,72 +96,6 @@ class AttemptRecord:
     response_excerpt: str | None
 
 
-_CLAIM_COLUMNS: tuple[Any, ...] = (
-    D.c.id,
-    D.c.event_id,
-    D.c.watch_id,
-    D.c.sequence,
-    D.c.destination,
-    D.c.attempts,
-    D.c.created_at,
-    events.c.type.label("event_type"),
-    events.c.created_at.label("event_created_at"),
-    events.c.payload,
-    # An import's own events belong to the import (its id in `watch_id`), not to a watch.
-    func.coalesce(watches.c.client, imports.c.client).label("client"),
-    func.coalesce(watches.c.account, imports.c.account).label("account"),
-    func.coalesce(watches.c.job_id, "").label("job_id"),
-    func.coalesce(watches.c.webhook_url, imports.c.webhook_url).label("webhook_url"),
-    upstream_jobs.c.snapshot.label("job"),
-    D.c.stream,
-)
-_CLAIM_JOIN = (
-    D.join(events, events.c.id == D.c.event_id)
-    .outerjoin(watches, watches.c.id == D.c.watch_id)
-    .outerjoin(imports, imports.c.id == D.c.watch_id)
-    .outerjoin(
-        upstream_jobs,
-        and_(
-            upstream_jobs.c.account == watches.c.account, upstream_jobs.c.job_id == watches.c.job_id
-        ),
-    )
-)
-
-
-# The claim's and the record's statements, built once (building them per call was a tenth of the
-# deliverer's CPU); every value is a parameter.
-_CLAIM_NOW = bindparam("claim_now", type_=D.c.lease_expires_at.type)
-_CANDIDATES = (
-    select(*_CLAIM_COLUMNS)
-    .select_from(_CLAIM_JOIN)
-    .where(
-        D.c.id.in_(bindparam("claim_ids", expanding=True)),
-        D.c.status == "pending",
-        lease_free(_CLAIM_NOW),
-    )
-    .order_by(D.c.next_attempt_at, D.c.id)
-    .limit(bindparam("claim_limit"))
-)
-_CANDIDATES_LOCKED = _CANDIDATES.with_for_update(of=D, skip_locked=True)  # PostgreSQL
-_LEASE = (
-    update(D)
-    .where(D.c.id.in_(bindparam("claim_ids", expanding=True)), lease_free(_CLAIM_NOW))
-    .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
-    .returning(D.c.id)
-)
-# Moves a delivery on unless its lease passed to another owner or it is no longer pending (a
-# watch cancelled meanwhile stays dead).
-_STILL_OURS = (
-    update(D)
-    .where(
-        D.c.id == bindparam("b_id"),
-        D.c.lease_owner == bindparam("b_owner"),
-        D.c.status == "pending",
-    )
-    .values(attempts=D.c.attempts + bindparam("b_counted"))
-)
-
-
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
     m = row._mapping
     return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
@@ -194,7 +133,7 @@ class Outbox(Repository):
                 return []
             # Read by key, and checked again under the row locks: a row another replica leased
             # or sent since is passed over.
-            query = _CANDIDATES_LOCKED if self.dialect == "postgresql" else _CANDIDATES
+            query = CANDIDATES_LOCKED if self.dialect == "postgresql" else CANDIDATES
             found = await conn.execute(
                 query, {"claim_ids": ids, "claim_now": now, "claim_limit": limit}
             )
@@ -206,7 +145,7 @@ class Outbox(Repository):
             # The lease is checked again as it is taken: without the row locks (or should a
             # lock be skipped) a row another replica leased meanwhile is not taken twice.
             taken = await conn.execute(
-                _LEASE,
+                LEASE,
                 {
                     "claim_ids": [c.id for c in candidates],
                     "claim_now": now,
@@ -261,7 +200,7 @@ class Outbox(Repository):
             if attempt_rows:
                 await conn.execute(delivery_attempts.insert(), attempt_rows)
             await conn.execute(
-                _STILL_OURS,
+                STILL_OURS,
                 [
                     {**p, "b_counted": int(r.counted)}
                     for p, r in zip(delivery_params, results, strict=True)
