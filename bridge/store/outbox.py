@@ -24,10 +24,12 @@ from bridge.store.outbox_heads import (
     CANDIDATES_LOCKED,
     DUE_NOW,
     LEASE,
-    STILL_OURS,
     due_heads,
 )
 from bridge.store.outbox_heads import STILL_WANTED as STILL_WANTED  # ops.py reads it here
+from bridge.store.outbox_record import ERROR_CHARS as ERROR_CHARS
+from bridge.store.outbox_record import EXCERPT_CHARS as EXCERPT_CHARS
+from bridge.store.outbox_record import write_attempts
 from bridge.store.records import DeliveryRecord
 from bridge.store.tables import (
     deliveries,
@@ -37,9 +39,7 @@ from bridge.store.tables import (
 )
 from bridge.store.watches import delivery_record
 
-EXCERPT_CHARS = 1_000
 HEAD_SPARES = 4  # a claim reads the ids of this many times the rows it may lease
-ERROR_CHARS = 1_000
 
 D = deliveries
 
@@ -99,10 +99,6 @@ class AttemptRecord:
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
     m = row._mapping
     return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
-
-
-def _cap(text: str | None, limit: int) -> str | None:
-    return None if text is None else text[:limit]
 
 
 class Outbox(Repository):
@@ -169,43 +165,8 @@ class Outbox(Repository):
             return
         # Updated in id order, the order cancel_watch locks them in: two writers never deadlock.
         results = sorted(results, key=lambda r: r.delivery_id)
-        attempt_rows = [
-            {
-                "delivery_id": r.delivery_id,
-                "attempted_at": r.attempted_at,
-                "status_code": r.status_code,
-                "error": _cap(r.error, ERROR_CHARS),
-                "duration_ms": r.duration_ms,
-                "response_excerpt": _cap(r.response_excerpt, EXCERPT_CHARS),
-            }
-            for r in results
-            if r.counted
-        ]
-        delivery_params = [
-            {
-                "b_id": r.delivery_id,
-                "b_owner": owner,
-                "status": r.status,
-                "next_attempt_at": r.next_attempt_at if r.status == "pending" else None,
-                "last_status_code": r.status_code,
-                "last_error": _cap(r.error, ERROR_CHARS),
-                "delivered_at": r.attempted_at if r.status == "delivered" else None,
-                "lease_owner": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-            }
-            for r in results
-        ]
         async with self.engine.begin() as conn:
-            if attempt_rows:
-                await conn.execute(delivery_attempts.insert(), attempt_rows)
-            await conn.execute(
-                STILL_OURS,
-                [
-                    {**p, "b_counted": int(r.counted)}
-                    for p, r in zip(delivery_params, results, strict=True)
-                ],
-            )
+            await write_attempts(conn, results, now=now, owner=owner)
 
     async def release(self, *, delivery_ids: Sequence[str], owner: str) -> None:
         """Give back leases `owner` holds on deliveries it will not send after all (shutdown)."""

@@ -1,5 +1,5 @@
 """The outbox claim's SQL: due_heads(...) picks which pending deliveries a claim may lease, oldest
-due first; CANDIDATES reads them by key, LEASE takes them, STILL_OURS records an attempt's outcome.
+due first; CANDIDATES reads them by key, LEASE takes them.
 
 A delivery may go only when it heads its stream to its destination (no earlier one of the stream
 is pending there): event N+1 of a watch after event N. The head is found with a window over the
@@ -156,15 +156,4 @@ LEASE = (
     .where(D.c.id.in_(bindparam("claim_ids", expanding=True)), lease_free(_CLAIM_NOW))
     .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
     .returning(D.c.id)
-)
-# Moves a delivery on unless its lease passed to another owner or it is no longer pending (a
-# watch cancelled meanwhile stays dead).
-STILL_OURS = (
-    update(D)
-    .where(
-        D.c.id == bindparam("b_id"),
-        D.c.lease_owner == bindparam("b_owner"),
-        D.c.status == "pending",
-    )
-    .values(attempts=D.c.attempts + bindparam("b_counted"))
 )
