@@ -51,7 +51,10 @@ def as_httpx_error(
     """The httpx error for an error aiohttp raised (a timeout included)."""
     if isinstance(cause, TimeoutError):
         return httpx.TimeoutException(str(cause) or "timed out", request=request)
-    return _as_httpx(cause, request) or httpx.TransportError(str(cause) or type(cause).__name__)
+    mapped = _as_httpx(cause, request)
+    if mapped is not None:
+        return mapped
+    return httpx.TransportError(str(cause) or type(cause).__name__)
 
 
 def _as_httpx(
@@ -60,6 +63,9 @@ def _as_httpx(
     """The httpx error httpcore raises for what `cause` says happened; None to keep the mapped one."""
     if cause is None or isinstance(cause, TimeoutError):
         return None  # httpx_aiohttp maps timeouts to httpx's timeouts already
+    if isinstance(cause, aiohttp.ClientResponseError):
+        # Its own text names the request's URL, which may carry a secret (a token in the query).
+        return httpx.RemoteProtocolError(cause.message or "invalid response", request=request)
     text = str(cause) or type(cause).__name__
     if isinstance(cause, aiohttp.ClientConnectorError):
         return httpx.ConnectError(text, request=request)

@@ -23,7 +23,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
-from bridge.delivery.http import as_httpx_error
+from bridge.delivery.http import DeliveryTransport, as_httpx_error
 
 EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 4 * EXCERPT_CHARS  # enough for 500 characters of UTF-8
@@ -56,10 +56,10 @@ class Poster(Protocol):
 
 
 def poster_for(client: httpx.AsyncClient, *, timeout_s: float) -> Poster:
-    """The poster for `client`: its aiohttp session when every URL goes to the aiohttp
-    transport (no proxy mounted), else httpx itself."""
+    """The poster for `client`: its aiohttp session when every URL goes to the deliveries'
+    aiohttp transport (no proxy, no cookie jar), else httpx itself."""
     transport = client._transport  # what `client.send` uses for any URL no mount claims
-    if isinstance(transport, AiohttpTransport) and not client._mounts:
+    if isinstance(transport, DeliveryTransport) and transport.proxy is None and not client._mounts:
         return SessionPoster(transport)
     return HttpxPoster(client, timeout_s=timeout_s)
 
@@ -173,16 +173,19 @@ async def _read_httpx(response: httpx.Response) -> str:
         size += len(chunk)
         if size >= _EXCERPT_BYTES:
             break
-    return _decode(b"".join(chunks), response.encoding or "utf-8")
+    return _decode(b"".join(chunks), _charset(response.charset_encoding))
 
 
 def _charset(declared: str | None) -> str:
-    """The body's declared charset when Python knows it, else UTF-8 (as httpx decides)."""
+    """The body's declared charset when Python knows it as a text encoding, else UTF-8 (as httpx
+    decides); `base64` or `zlib` are codecs too, but not ones a body can be decoded with."""
     if declared:
         try:
-            return codecs.lookup(declared).name
+            info = codecs.lookup(declared)
         except LookupError:
-            pass
+            return "utf-8"
+        if getattr(info, "_is_text_encoding", True):
+            return info.name
     return "utf-8"
 
 

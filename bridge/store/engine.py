@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bridge.store.faults import StorageFault
@@ -117,9 +117,10 @@ IDLE_PING_S = 1.0  # a pooled connection idle longer than this is pinged before 
 def _ping_when_idle(engine: Engine) -> None:
     """Ping a pooled connection before use only when it sat idle over IDLE_PING_S: one that was in
     use a moment ago is alive, and `pool_pre_ping`'s round trip on every checkout was a tenth of a
-    delivery drain's time. A ping that fails makes the pool drop the connection and take another
-    (a server restarted meanwhile); one failing within the second after a restart is reported like
-    any lost connection (the pool is then renewed)."""
+    delivery drain's time. A ping that fails makes the pool drop that connection and every older
+    one, and take a fresh one (a server restarted meanwhile), as `pool_pre_ping` does; a
+    connection used within the second before a restart fails on use like any lost connection
+    (the pool is then renewed, and the outbox's record retries once: `Outbox.record_attempts`)."""
 
     @event.listens_for(engine, "checkin")
     def _checked_in(dbapi_connection: Any, record: Any) -> None:
@@ -133,7 +134,7 @@ def _ping_when_idle(engine: Engine) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except Exception as exc:
-            raise DisconnectionError("the pooled connection did not answer a ping") from exc
+            raise InvalidatePoolError("the pooled connection did not answer a ping") from exc
 
 
 def _upgrade(connection: Connection) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import DBAPIError
 
 from bridge.store.busy import NOTHING_BUSY, Busy
 from bridge.store.database import Repository
@@ -165,8 +166,18 @@ class Outbox(Repository):
             return
         # Updated in id order, the order cancel_watch locks them in: two writers never deadlock.
         results = sorted(results, key=lambda r: r.delivery_id)
-        async with self.engine.begin() as conn:
-            await write_attempts(conn, results, now=now, owner=owner)
+        try:
+            async with self.engine.begin() as conn:
+                await write_attempts(conn, results, now=now, owner=owner)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            # The connection was lost (a server restarted since it was last used): these webhooks
+            # were sent, and unrecorded they would be sent again when their leases end. Once more,
+            # on a fresh connection; should the lost write have committed after all, the lease
+            # check leaves the deliveries as they are (only the attempts are listed twice).
+            async with self.engine.begin() as conn:
+                await write_attempts(conn, results, now=now, owner=owner)
 
     async def release(self, *, delivery_ids: Sequence[str], owner: str) -> None:
         """Give back leases `owner` holds on deliveries it will not send after all (shutdown)."""

@@ -4,12 +4,17 @@ used a moment ago is trusted without a round trip."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from bridge.store import engine as engine_module
+from bridge.store import open_store
 from bridge.store.engine import create_engine
+from bridge.store.outbox import AttemptResult
+from tests.integration.outbox_rows import add_events, add_watch
 
 
 async def _backend_pid(engine) -> int:
@@ -53,3 +58,38 @@ async def test_a_connection_used_a_moment_ago_is_not_pinged(
         assert await _backend_pid(engine) != dropped  # the pool renewed itself after that
     finally:
         await engine.dispose()
+
+
+async def test_record_attempts_retries_once_on_a_connection_lost_since_its_last_use(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sent webhooks whose record met a dropped connection are recorded on a fresh one, not
+    left to be sent again when their leases end."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    store = await open_store(pg_url)
+    try:
+        watch = await add_watch(store, at=at, webhook_url="https://hooks.example/in")
+        await add_events(store, watch, count=1, at=at)
+        [row] = await store.outbox.claim_due(now=at, owner="me", lease_s=30, limit=1)
+        await _terminate_all(pg_url)  # every pooled connection of the store, used a moment ago
+        monkeypatch.setattr(engine_module, "IDLE_PING_S", 3600.0)  # so none is pinged first
+        done = AttemptResult(row.id, at, 3.0, "delivered", status_code=200)
+        await store.outbox.record_attempts([done], now=at, owner="me")
+        [delivery] = await store.watches.deliveries(watch_id=watch.id)
+        assert (delivery.status, delivery.attempts) == ("delivered", 1)
+    finally:
+        await store.close()
+
+
+async def _terminate_all(pg_url: str) -> None:
+    other = create_engine(pg_url)
+    try:
+        async with other.connect() as conn:
+            await conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+    finally:
+        await other.dispose()

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import standardwebhooks
 import svix.webhooks
+from httpx_aiohttp import AiohttpTransport
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -399,9 +400,12 @@ async def test_webhook_send_reports_a_receiver_that_hangs_up(client):
     [
         ("text/plain; charset=iso-8859-1", b"caf\xe9", "café"),
         ("text/plain; charset=no-such-charset", "café".encode(), "café"),  # UTF-8 then
+        # A codec, but not a text encoding: decoding with it would raise, and a receiver's
+        # header must not turn a delivered webhook into a failed one.
+        ("text/plain; charset=base64", "café".encode(), "café"),
         ("application/json", '{"note":"café"}'.encode(), '{"note":"café"}'),
     ],
-    ids=["iso-8859-1", "unknown-charset", "no-charset"],
+    ids=["iso-8859-1", "unknown-charset", "not-a-text-encoding", "no-charset"],
 )
 async def test_webhook_send_decodes_the_excerpt_in_the_declared_charset(
     receiver, client, content_type, body, expected
@@ -456,6 +460,22 @@ async def test_webhook_send_keeps_the_status_of_a_receiver_that_stalls_in_its_bo
     assert 0.5 < elapsed < 5  # the body was waited for until the deadline, no longer
 
 
+async def test_webhook_send_keeps_a_secret_in_the_url_out_of_a_protocol_error(client):
+    async with raw_receiver(b"HTTP/1.1 abc nonsense\r\n\r\n") as url:
+        channel = WebhookChannel(
+            url=url + "/hook?token=SECRET-TOKEN",
+            secrets=[signing.new_secret()],
+            client=client,
+            allowed_hosts=["127.0.0.1"],
+            timeout_s=5.0,
+            user_agent=USER_AGENT,
+        )
+        with pytest.raises(SendError) as raised:
+            await channel.send(make_message())
+    assert str(raised.value).startswith("connection error: RemoteProtocolError")
+    assert "SECRET-TOKEN" not in str(raised.value)
+
+
 async def test_webhook_send_cookies_set_by_a_receiver(request, receiver, client):
     receiver.answer = PlainTextResponse("ok", headers={"set-cookie": "s=1; Path=/"})
     channel = make_channel(receiver, client)
@@ -484,8 +504,10 @@ async def test_webhook_send_cookies_set_by_a_receiver(request, receiver, client)
             ),
             HttpxPoster,
         ),
+        # Any other aiohttp transport may keep cookies or use a proxy: httpx sends through it.
+        (lambda: httpx.AsyncClient(transport=AiohttpTransport()), HttpxPoster),
     ],
-    ids=["delivery-transport", "httpcore", "delivery-transport-with-mount"],
+    ids=["delivery-transport", "httpcore", "delivery-transport-with-mount", "aiohttp-transport"],
 )
 async def test_poster_for_takes_the_session_only_when_no_mount_claims_a_url(
     receiver, make_client, poster
