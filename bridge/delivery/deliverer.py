@@ -41,6 +41,7 @@ REFILL_AT = 64  # a lane is claimed for again when no more than this many rows s
 MAX_HELD = 1024  # claimed rows one replica may hold: 8 full lanes
 CLAIM_READ = 128  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
+LEASE_WAIT_S = 120.0  # how long a lease lets a row wait in its lane (at least 2 turns)
 
 
 class Deliverer:
@@ -85,9 +86,14 @@ class Deliverer:
 
     @property
     def lease_s(self) -> float:
-        """A claim's lease: the last row of a full lane waits its turns, then sends; plus margins."""
-        turns = math.ceil(self._lanes.depth / self._lanes.per_destination)
-        return turns * self._settings.timeout_s + 2 * LEASE_MARGIN_S
+        """A claim's lease: a row waits its turns in the lane (each a whole timeout at worst), then
+        sends; plus margins. Turns stop at LEASE_WAIT_S' worth: the rows further back in the lane
+        of a receiver that hangs are handed back unsent as their leases run short (`_pump`), and
+        a crashed replica's rows wait minutes, not a full lane's worst case, to be claimed again."""
+        timeout_s = self._settings.timeout_s
+        full_lane = math.ceil(self._lanes.depth / self._lanes.per_destination)
+        turns = min(full_lane, max(2, math.ceil(LEASE_WAIT_S / timeout_s)))
+        return turns * timeout_s + 2 * LEASE_MARGIN_S
 
     async def dispatch_due(self, now: datetime | None = None) -> int:
         """Claim due deliveries into the lanes with room and start what may start (the
@@ -172,9 +178,9 @@ class Deliverer:
         if not held.finished.done():
             held.finished.set_result(attempted)
         self._pump()
-        # A lane with nothing left waiting takes more (and the next event of this watch may be
-        # due now); a claim is not worth it for every send of a lane that still has a queue.
-        if where is None or not self._lanes.claimable(where):
+        # A lane down to its refill mark takes more, once per batch; an empty one at every send
+        # (the next event of this watch may be due now).
+        if where is None or not self._lanes.wants_claim(where):
             return
         if self._claiming.locked():
             self._wanting.add(where)  # that claim may have read before this row was written

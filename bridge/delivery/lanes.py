@@ -57,6 +57,7 @@ class _Lane:
     waiting: deque[Held] = field(default_factory=deque)
     sending: int = 0
     recording: int = 0  # sent, the result not yet written: held, but no longer a send
+    prompted: bool = False  # a claim was asked for since rows last came in
 
     def __len__(self) -> int:
         return len(self.waiting) + self.sending + self.recording
@@ -99,6 +100,18 @@ class Lanes:
         lane = self._lanes.get(where)
         return lane is None or len(lane.waiting) <= self.refill_at
 
+    def wants_claim(self, where: Destination) -> bool:
+        """Whether a send just over in `where` should prompt a claim: its lane has nothing left
+        waiting, or is down to its refill mark and has not prompted one since rows last came in
+        (a lane draining with nothing more due does not prompt a claim per send)."""
+        lane = self._lanes.get(where)
+        if lane is None or not lane.waiting:
+            return True
+        if len(lane.waiting) > self.refill_at or lane.prompted:
+            return False
+        lane.prompted = True
+        return True
+
     def busy(self) -> Busy:
         """The destinations a claim need not read (more than `refill_at` of their rows wait)."""
         full = [where for where in self._lanes if not self.claimable(where)]
@@ -130,7 +143,9 @@ class Lanes:
         """Queue a claimed row in its lane."""
         where = destination_of(held.row)
         self._ids[held.row.id] = where
-        self._lanes.setdefault(where, _Lane()).waiting.append(held)
+        lane = self._lanes.setdefault(where, _Lane())
+        lane.waiting.append(held)
+        lane.prompted = False
 
     def take_ready(self) -> list[Held]:
         """The waiting rows that may start now, lanes taking turns; they count as sending."""

@@ -184,3 +184,23 @@ def test_refill_at_the_highest_mark_is_accepted():
 def test_lanes_reject_a_refill_mark_outside_the_depth(depth, refill_at):
     with pytest.raises(ValueError, match="refill mark"):
         lanes(depth=depth, refill_at=refill_at)
+
+
+async def test_a_lane_at_its_refill_mark_prompts_one_claim_until_rows_come_in():
+    where = lanes(per_destination=1, depth=8, refill_at=2)
+    a = ("origin", "https://a.example")
+    fill(where, *(row(f"a{n}", url=f"https://a.example/{n}") for n in range(4)))  # 1 sends, 3 wait
+    assert not where.wants_claim(a)  # above the mark
+    where.finish("a0")
+    where.take_ready()  # a1 sends, 2 wait: at the mark
+    assert where.wants_claim(a)
+    assert not where.wants_claim(a)  # once: the claim was asked for
+    fill(where, row("a4", url="https://a.example/4"))  # a claim brought rows: it may ask again
+    where.finish("a1")
+    where.take_ready()  # a2 sends, a3 and a4 wait
+    assert where.wants_claim(a)
+    for sent in ("a2", "a3", "a4"):
+        where.finish(sent)
+        where.take_ready()
+    assert where.wants_claim(a) and where.wants_claim(a)  # empty: every send may prompt one
+    assert where.wants_claim(("channel", "unknown"))  # no lane at all
