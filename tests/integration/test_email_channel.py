@@ -2,9 +2,7 @@ import asyncio
 import email
 import email.policy
 import gc
-import shutil
 import ssl
-import subprocess
 import time
 import warnings
 from dataclasses import replace
@@ -17,6 +15,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from bridge.delivery.channels import SendError
 from bridge.delivery.channels.email import EmailChannel
 from bridge.rendering import Renderer
+from tests.certs import write_certificate
 from tests.plugins.job_story import JOB_ID, MemoryState, job_story, retried
 from tests.ports import free_port
 
@@ -248,57 +247,7 @@ async def test_email_channel_unreachable_server_is_retryable(renderer):
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory):
     """A self-signed certificate for 127.0.0.1: (cert path, key path)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    try:
-        _write_cert_with_cryptography(cert, key)
-    except ImportError:
-        if shutil.which("openssl") is None:
-            pytest.skip("neither the cryptography package nor openssl is available")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(key), "-out", str(cert)],
-            check=True, capture_output=True, timeout=60,
-        )  # fmt: skip
-    return cert, key
-
-
-def _write_cert_with_cryptography(cert_path, key_path):
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    return write_certificate(tmp_path_factory.mktemp("tls"), "127.0.0.1")
 
 
 def _server_context(certificate):

@@ -8,7 +8,6 @@ the certificate against the name: the URL carries the address, the `Host` header
 
 import asyncio
 import contextlib
-import datetime as dt
 import ipaddress
 import ssl
 from dataclasses import dataclass, field
@@ -18,10 +17,6 @@ import httpx
 import pytest
 import standardwebhooks
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
@@ -31,39 +26,11 @@ from bridge.delivery.channels import Message, SendError
 from bridge.delivery.channels.webhook import WebhookChannel
 from bridge.delivery.http import DeliveryTransport
 from bridge.delivery.post import SessionPoster
+from tests.certs import write_certificate
 from tests.ports import free_port
 
 NAME = "hooks.example.test"
 LOOPBACK = ipaddress.ip_address("127.0.0.1")
-
-
-def write_certificate(folder, dns_name):
-    """A self-signed certificate naming only `dns_name` (no IP), so only that name verifies."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / f"{dns_name}.pem", folder / f"{dns_name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 @dataclass
