@@ -13,12 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def write_certificate(folder: Path, name: str) -> tuple[Path, Path]:
-    """(certificate path, key path) naming only `name`, so only that name (or address) verifies."""
-    try:
-        alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
-    except ValueError:
-        alt = x509.DNSName(name)
+def write_certificate(folder: Path, name: str, *more: str) -> tuple[Path, Path]:
+    """(certificate path, key path) naming only `name` (and `more`), so only those verify."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
@@ -30,7 +26,9 @@ def write_certificate(folder: Path, name: str) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([alt]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([_alt(n) for n in (name, *more)]), critical=False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -44,3 +42,10 @@ def write_certificate(folder: Path, name: str) -> tuple[Path, Path]:
         )
     )
     return cert_path, key_path
+
+
+def _alt(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import aiohttp
 import httpx
+from aiohttp.client_reqrep import ConnectionKey
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
@@ -29,6 +30,10 @@ EXCERPT_CHARS = 500
 _EXCERPT_BYTES = 4 * EXCERPT_CHARS  # enough for 500 characters of UTF-8
 # The caller's deadline bounds the exchange: aiohttp's own timers (one per read) only cost.
 _NO_TIMERS = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
+# aiohttp keys its pool by the TLS name too: a connection made for one name serves only that name,
+# so a pinned webhook may keep its connection (one TLS handshake per receiver, not per webhook).
+_POOL_KEYED_BY_NAME = "server_hostname" in ConnectionKey._fields
+_CLOSE = {"connection": "close"}  # where the pool cannot tell names apart: one connection each
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,9 @@ class Poster(Protocol):
         sni_hostname: str | None = None,
     ) -> Answer:
         """POST `body` to `url` with exactly `headers` (no redirects followed); raises
-        TimeoutError past `deadline` before the response headers, else httpx's errors."""
+        TimeoutError past `deadline` before the response headers, else httpx's errors. With
+        `sni_hostname`, TLS verifies that name (the URL names the address to connect to), and a
+        connection made for it never serves another name."""
         ...
 
 
@@ -85,6 +92,8 @@ class SessionPoster:
         deadline: float,
         sni_hostname: str | None = None,
     ) -> Answer:
+        if sni_hostname and not _POOL_KEYED_BY_NAME:
+            headers = {**headers, **_CLOSE}
         request = self._session().post(
             _wire_url(url),
             headers=headers,
@@ -126,6 +135,8 @@ class HttpxPoster:
         deadline: float,
         sni_hostname: str | None = None,
     ) -> Answer:
+        if sni_hostname:
+            headers = {**headers, **_CLOSE}  # httpcore's pool knows a connection by address only
         request = self._client.build_request(
             "POST",
             url,

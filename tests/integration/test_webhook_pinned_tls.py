@@ -52,6 +52,7 @@ class Receiver:
             {
                 "headers": headers,
                 "target": f"{request.url.path}?{request.url.query}",
+                "client": (request.client.host, request.client.port),  # which connection
                 "verdict": verdict,
             }
         )
@@ -97,29 +98,33 @@ def allow_loopback(monkeypatch):
 
 
 @contextlib.asynccontextmanager
-async def pinned_channel(receiver, port, trusted_cert, answer):
-    """A channel whose URL names NAME, resolved to `answer`, over the deliveries' aiohttp pool."""
+async def pinned_channel(receiver, port, trusted_cert, answer, *, names=(NAME,)):
+    """A channel whose URL names NAME (one per name in `names`, sharing one pool), resolved to
+    `answer`, over the deliveries' aiohttp pool; yields the channel (or the list of them)."""
 
     async def resolve(host, _port):
-        assert host == NAME
+        assert host in names
         return answer
 
     context = ssl.create_default_context(cafile=str(trusted_cert))
     async with httpx.AsyncClient(
         transport=DeliveryTransport(verify=context), trust_env=False
     ) as client:
-        channel = WebhookChannel(
-            url=f"https://{NAME}:{port}/in?key=1",
-            secrets=[receiver.secret],
-            client=client,
-            allowed_hosts=[],
-            timeout_s=5,
-            user_agent="photo-bridge/test",
-            resolve=resolve,
-        )
+        channels = [
+            WebhookChannel(
+                url=f"https://{name}:{port}/in?key=1",
+                secrets=[receiver.secret],
+                client=client,
+                allowed_hosts=[],
+                timeout_s=5,
+                user_agent="photo-bridge/test",
+                resolve=resolve,
+            )
+            for name in names
+        ]
         # The point of this file: the session path, not httpx's (which the other file covers).
-        assert isinstance(channel._poster, SessionPoster)
-        yield channel
+        assert all(isinstance(channel._poster, SessionPoster) for channel in channels)
+        yield channels[0] if len(channels) == 1 else channels
 
 
 def make_message():
@@ -142,12 +147,34 @@ async def test_pinned_send_verifies_the_name_while_connecting_to_the_address(
     async with serving_tls(receiver, cert, key) as port:
         async with pinned_channel(receiver, port, cert, ["127.0.0.1"]) as channel:
             result = await channel.send(make_message())
+            again = await channel.send(make_message())
     assert (result.status_code, result.response_excerpt) == (200, "ok")
-    [request] = receiver.requests
-    assert request["headers"]["host"] == f"{NAME}:{port}"
-    assert request["headers"]["connection"] == "close"
-    assert request["target"] == "/in?key=1"
-    assert request["verdict"] == "ok"
+    assert again.status_code == 200
+    first, second = receiver.requests
+    assert first["headers"]["host"] == f"{NAME}:{port}"
+    assert first["target"] == "/in?key=1"
+    assert first["verdict"] == second["verdict"] == "ok"
+    # aiohttp's pool knows a connection by the name TLS verified too: the second webhook to the
+    # same name and address rides the first one's connection (one TLS handshake, not two).
+    assert "connection" not in first["headers"]
+    assert first["client"] == second["client"]
+
+
+async def test_a_pinned_connection_never_serves_another_name(tmp_path, allow_loopback):
+    """Two names on one address (one certificate names both): each gets its own connection, so
+    a connection TLS verified for one name is never reused for the other."""
+    receiver = Receiver()
+    other = "second.example.test"
+    cert, key = write_certificate(tmp_path, NAME, other)
+    async with serving_tls(receiver, cert, key) as port:
+        names = (NAME, other)
+        async with pinned_channel(receiver, port, cert, ["127.0.0.1"], names=names) as channels:
+            for channel in (*channels, *channels):
+                assert (await channel.send(make_message())).status_code == 200
+    hosts = [(r["headers"]["host"].split(":")[0], r["client"]) for r in receiver.requests]
+    assert [h for h, _ in hosts] == [NAME, other, NAME, other]
+    assert hosts[0][1] == hosts[2][1] and hosts[1][1] == hosts[3][1]  # each name kept its own
+    assert hosts[0][1] != hosts[1][1]  # and never the other's
 
 
 async def test_pinned_send_fails_when_the_certificate_names_another_host(tmp_path, allow_loopback):

@@ -99,8 +99,8 @@ class WebhookChannel:
             return await self._poster.post(self._url, headers, body, deadline=deadline)
         # Connect to exactly the addresses we checked, so a DNS answer that changes between the
         # check and the connect (DNS rebinding) cannot point us elsewhere. TLS still verifies the
-        # name; `connection: close` keeps a connection made for one name from serving another.
-        pinned_headers = {**headers, "host": url.netloc.decode("ascii"), "connection": "close"}
+        # name, and the poster keeps a connection made for one name from serving another.
+        pinned_headers = {**headers, "host": url.netloc.decode("ascii")}
         name = url.raw_host.decode("ascii")
         for address in addresses[:-1]:
             try:
