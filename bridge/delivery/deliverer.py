@@ -79,7 +79,7 @@ class Deliverer:
             refill_at=REFILL_AT,
         )
         self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
-        self._wanting: set[Destination] = set()  # lanes that emptied while a claim was under way
+        self._wanting: set[Destination] = set()  # lanes that asked for more while a claim ran
         self._sends: set[asyncio.Task[None]] = set()
         self._recorder = Recorder(store.outbox, owner=owner)
         self._closed = False
