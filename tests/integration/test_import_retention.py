@@ -3,15 +3,13 @@ attempts and failures; an open or running one, or one with a pending delivery, s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select, update
 
 from bridge.runtime import retention_step
-from bridge.store import Store, open_store
+from bridge.store import Store
 from bridge.store.tables import (
     deliveries,
     delivery_attempts,
@@ -23,15 +21,6 @@ from bridge.store.tables import (
 from tests.integration.import_support import ImportDriver, new_job_id, snapshot
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-async def store(storage_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(storage_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _count(store: Store, table: Any, *where: Any) -> int:

@@ -3,13 +3,9 @@ several imports the `imports` row equals a recount from the jobs, and the events
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from bridge.store import Store, open_store
 from tests.integration.import_support import ImportDriver, new_job_id, snapshot
 
 IMPORTS, JOBS = 2, 3
@@ -31,15 +27,6 @@ EXAMPLES = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-@pytest.fixture
-async def store(storage_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(storage_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 class Scenario:

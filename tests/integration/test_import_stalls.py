@@ -3,26 +3,12 @@ told `import.stalled` once; the next finished image tells `import.resumed`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bridge.config import parse_config
 from bridge.runtime import Runtime, stall_step
-from bridge.store import Store, open_store
 from tests.clock import FakeClock
 from tests.integration.import_support import ImportDriver, new_job_id, snapshot
 
 STALL_AFTER_S = 1800
-
-
-@pytest.fixture
-async def store(storage_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(storage_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def test_a_quiet_import_stalls_once_and_resumes_when_an_image_finishes(store):

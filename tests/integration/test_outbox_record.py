@@ -4,27 +4,16 @@ cancelled in flight."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import update
 
-from bridge.store import Store, open_store
+from bridge.store import Store
 from bridge.store.outbox import ERROR_CHARS, EXCERPT_CHARS, AttemptResult
 from bridge.store.tables import deliveries
 from tests.integration.outbox_rows import add_events, add_watch
 
 AT = datetime(2026, 12, 3, 12, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(storage_url: str) -> AsyncIterator[Store]:
-    opened = await open_store(storage_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _claimed(store: Store, count: int, *, owner: str = "me"):

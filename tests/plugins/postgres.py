@@ -1,16 +1,18 @@
 """Throwaway PostgreSQL for tests: one cluster per session, one empty database per test.
 
 Tests that need PostgreSQL request `pg_url` (or `storage_url`, which runs them on SQLite and
-PostgreSQL both); they skip, saying why, when the binaries are not installed.
+PostgreSQL both, or `store`, a Store opened on it); they skip, saying why, when the binaries are
+not installed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from bridge.store import Store, open_store
 from tests.pgcluster import ClusterUnavailable, PostgresServer, running_cluster
 
 POSTGRES_FIXTURES = frozenset({"postgres_server", "pg_url"})
@@ -45,6 +47,16 @@ def storage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/bridge.db"
     # Requested only here, so SQLite runs never start a cluster; skips when PostgreSQL is absent.
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def store(storage_url: str) -> AsyncIterator[Store]:
+    """A Store opened (and migrated) on each backend's storage URL, closed after the test."""
+    opened = await open_store(storage_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -92,10 +92,8 @@ class WebhookChannel:
                 msg_id=message.event_id, timestamp=self._now(), body=body, secrets=self._secrets
             ),
         }
-        if not addresses:  # an allowed host: sent as it is
-            return await self._poster.post(self._url, headers, body, deadline=deadline)
-        url = httpx.URL(self._url)
-        if _is_ip_literal(url.host):
+        url = httpx.URL(self._url) if addresses else None  # none: an allowed host, no DNS asked
+        if url is None or _is_ip_literal(url.host):
             return await self._poster.post(self._url, headers, body, deadline=deadline)
         # Connect to exactly the addresses we checked, so a DNS answer that changes between the
         # check and the connect (DNS rebinding) cannot point us elsewhere. TLS still verifies the
