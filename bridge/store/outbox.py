@@ -167,8 +167,7 @@ class Outbox(Repository):
         # Updated in id order, the order cancel_watch locks them in: two writers never deadlock.
         results = sorted(results, key=lambda r: r.delivery_id)
         try:
-            async with self.engine.begin() as conn:
-                await write_attempts(conn, results, now=now, owner=owner)
+            await self._write_attempts(results, now=now, owner=owner)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
@@ -176,8 +175,19 @@ class Outbox(Repository):
             # were sent, and unrecorded they would be sent again when their leases end. Once more,
             # on a fresh connection; should the lost write have committed after all, the lease
             # check leaves the deliveries as they are (only the attempts are listed twice).
-            async with self.engine.begin() as conn:
+            await self._write_attempts(results, now=now, owner=owner)
+
+    async def _write_attempts(
+        self, results: Sequence[AttemptResult], *, now: datetime, owner: str
+    ) -> None:
+        if self.dialect == "postgresql":
+            # One statement, its own transaction (`write_attempts`): no BEGIN or COMMIT to wait on.
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await write_attempts(conn, results, now=now, owner=owner)
+            return
+        async with self.engine.begin() as conn:
+            await write_attempts(conn, results, now=now, owner=owner)
 
     async def release(self, *, delivery_ids: Sequence[str], owner: str) -> None:
         """Give back leases `owner` holds on deliveries it will not send after all (shutdown)."""

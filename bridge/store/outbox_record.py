@@ -40,26 +40,16 @@ _STILL_OURS = (
 )
 
 
-_ATTEMPTS_UNNESTED = text(
-    "INSERT INTO delivery_attempts"
-    " (delivery_id, attempted_at, status_code, error, duration_ms, response_excerpt)"
-    " SELECT * FROM unnest(:ids, :attempted_at, :status_codes, :errors, :durations, :excerpts)"
-).bindparams(
-    bindparam("ids", type_=ARRAY(String)),
-    bindparam("attempted_at", type_=_WHEN),
-    bindparam("status_codes", type_=ARRAY(Integer)),
-    bindparam("errors", type_=ARRAY(Text)),
-    bindparam("durations", type_=ARRAY(Float)),
-    bindparam("excerpts", type_=ARRAY(Text)),
-)
-
-# The rows are locked in id order first (the order cancel_watch locks them in: two writers never
-# deadlock), then moved on unless the lease passed to another owner or the delivery is no longer
-# pending (a watch cancelled meanwhile stays dead).
-_MOVE_ON_UNNESTED = text(
-    "WITH locked AS ("
+# One statement, run on its own (autocommit: one round trip, where BEGIN, two statements and
+# COMMIT were four, each waking the server). The rows are locked in id order first (the order
+# cancel_watch locks them in: two writers never deadlock), then moved on unless the lease passed
+# to another owner or the delivery is no longer pending (a watch cancelled meanwhile stays dead);
+# the counted attempts are inserted whatever became of the lease (they happened). A data-modifying
+# WITH runs to completion whether or not the INSERT reads it.
+_RECORD_UNNESTED = text(
+    "WITH locked AS MATERIALIZED ("
     "  SELECT id FROM deliveries WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
-    ")"
+    "), moved AS ("
     " UPDATE deliveries AS d SET"
     "  status = u.status,"
     "  attempts = d.attempts + u.counted,"
@@ -74,6 +64,12 @@ _MOVE_ON_UNNESTED = text(
     "  AS u(id, status, counted, next_attempt_at, status_code, error, delivered_at)"
     " WHERE d.id = locked.id AND u.id = locked.id"
     "  AND d.lease_owner = :owner AND d.status = 'pending'"
+    " RETURNING d.id"
+    ")"
+    " INSERT INTO delivery_attempts"
+    " (delivery_id, attempted_at, status_code, error, duration_ms, response_excerpt)"
+    " SELECT * FROM unnest("
+    "  :a_ids, :a_attempted_at, :a_status_codes, :a_errors, :a_durations, :a_excerpts)"
 ).bindparams(
     bindparam("ids", type_=ARRAY(String)),
     bindparam("statuses", type_=ARRAY(String)),
@@ -84,6 +80,12 @@ _MOVE_ON_UNNESTED = text(
     bindparam("delivered", type_=_WHEN),
     bindparam("now", type_=DateTime(timezone=True)),
     bindparam("owner", type_=String),
+    bindparam("a_ids", type_=ARRAY(String)),
+    bindparam("a_attempted_at", type_=_WHEN),
+    bindparam("a_status_codes", type_=ARRAY(Integer)),
+    bindparam("a_errors", type_=ARRAY(Text)),
+    bindparam("a_durations", type_=ARRAY(Float)),
+    bindparam("a_excerpts", type_=ARRAY(Text)),
 )
 
 
@@ -106,20 +108,8 @@ async def _unnested(
     conn: AsyncConnection, results: Sequence[AttemptResult], *, now: datetime, owner: str
 ) -> None:
     counted = [r for r in results if r.counted]
-    if counted:
-        await conn.execute(
-            _ATTEMPTS_UNNESTED,
-            {
-                "ids": [r.delivery_id for r in counted],
-                "attempted_at": [r.attempted_at for r in counted],
-                "status_codes": [r.status_code for r in counted],
-                "errors": [_cap(r.error, ERROR_CHARS) for r in counted],
-                "durations": [r.duration_ms for r in counted],
-                "excerpts": [_cap(r.response_excerpt, EXCERPT_CHARS) for r in counted],
-            },
-        )
     await conn.execute(
-        _MOVE_ON_UNNESTED,
+        _RECORD_UNNESTED,
         {
             "ids": [r.delivery_id for r in results],
             "statuses": [r.status for r in results],
@@ -130,6 +120,12 @@ async def _unnested(
             "delivered": [r.attempted_at if r.status == "delivered" else None for r in results],
             "now": now,
             "owner": owner,
+            "a_ids": [r.delivery_id for r in counted],
+            "a_attempted_at": [r.attempted_at for r in counted],
+            "a_status_codes": [r.status_code for r in counted],
+            "a_errors": [_cap(r.error, ERROR_CHARS) for r in counted],
+            "a_durations": [r.duration_ms for r in counted],
+            "a_excerpts": [_cap(r.response_excerpt, EXCERPT_CHARS) for r in counted],
         },
     )
 
