@@ -18,8 +18,10 @@ pool with `--webhook-transport httpcore`), the scheduler (ticking every `--tick`
 `dispatch_due()`, and a commit or a freed slot nudges it.
 
 The baseline is raw POSTs of an event-sized, signed body to the same receiver, by httpx and by
-aiohttp, at concurrency 1, the Deliverer's per receiver, 8, 32 and its total, measured just
-before and just after each backend (the machine may be shared); the ratio is to the best of all.
+aiohttp, at concurrency 1, the Deliverer's per receiver (4 at first, up to 16 while the receiver
+keeps up), 8, 32 and its total, measured just before and just after each backend (the machine
+may be shared); the ratio is to the best of all. `--per-destination N` pins the sends at once to
+the receiver at N (the deliverer's own lanes grow from 4 to 16).
 
     python bench/delivery.py [--watches 500] [--events 4] [--rate 150] [--seconds 4] [--hanging 0]
 """
@@ -55,11 +57,11 @@ from bridge.config import Config
 from bridge.delivery import signing
 from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import (
-    LANE_DEPTH,
-    MAX_HELD,
     MAX_SENDING,
     PER_DESTINATION,
+    PER_RECEIVER_FAST,
     Deliverer,
+    default_lanes,
 )
 from bridge.delivery.http import open_http
 from bridge.delivery.lanes import Lanes
@@ -69,7 +71,7 @@ from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
 from bridge.store.tables import deliveries, events, watches
 
-RAW_CONCURRENCY = (1, PER_DESTINATION, 8, 32, MAX_SENDING)
+RAW_CONCURRENCY = (1, PER_DESTINATION, 8, PER_RECEIVER_FAST, 32, MAX_SENDING)
 HANGING_WATCHES = 6  # per hanging receiver: more than its PER_DESTINATION slots
 TARGETS = {"per_second": 500, "ratio_to_best_raw": 0.6, "p99_ms": 100}  # issue 13
 
@@ -355,12 +357,7 @@ async def run_backend(
             now=utcnow,
             owner="bench",
             rng=Random(1),
-            lanes=Lanes(
-                sending=MAX_SENDING,
-                per_destination=args.per_destination,
-                held=MAX_HELD,
-                depth=max(LANE_DEPTH, args.per_destination),
-            ),
+            lanes=lanes_for(args),
             on_free=driven.nudge,
         )
         driven.work.start({"deliver": (deliverer.dispatch_due, args.tick)})
@@ -373,6 +370,33 @@ async def run_backend(
             await hooks.aclose()
             await store.close()
         return result
+
+
+def lanes_for(args: argparse.Namespace) -> Lanes:
+    """The deliverer's own lanes, or with `--per-destination` N that many sends at once to the
+    receiver throughout (no growth)."""
+    lanes = default_lanes()
+    if args.per_destination is None:
+        return lanes
+    n = args.per_destination
+    return Lanes(
+        sending=max(lanes.sending_limit, n),
+        per_destination=n,
+        held=lanes.held_limit,
+        depth=max(lanes.depth, n),
+        refill_at=lanes.refill_at,
+    )
+
+
+def lane_limits(lanes: Lanes) -> dict[str, int]:
+    return {
+        "sending": lanes.sending_limit,
+        "per_destination": lanes.per_destination,
+        "grow_to": lanes.grow_to,
+        "depth": lanes.depth,
+        "refill_at": lanes.refill_at,
+        "held": lanes.held_limit,
+    }
 
 
 def webhook_httpcore() -> httpx.AsyncClient:
@@ -489,19 +513,14 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--tick", type=float, default=1.0)
     parser.add_argument("--hanging", type=int, default=0)
-    parser.add_argument("--per-destination", type=int, default=PER_DESTINATION)
+    parser.add_argument("--per-destination", type=int, default=None)
     parser.add_argument("--raw-posts", type=int, default=500)
     parser.add_argument("--webhook-transport", choices=("aiohttp", "httpcore"), default="aiohttp")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
-        "lanes": {
-            "sending": MAX_SENDING,
-            "per_destination": args.per_destination,
-            "depth": max(LANE_DEPTH, args.per_destination),
-            "held": MAX_HELD,
-        },
+        "lanes": lane_limits(lanes_for(args)),
         "backlog": f"{args.watches} watches x {args.events} events",
         "offered_per_second": args.rate,
         "tick_s": args.tick,

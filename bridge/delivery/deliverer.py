@@ -24,7 +24,7 @@ from bridge.clock import Clock
 from bridge.config import DeliveryConfig
 from bridge.delivery.channels import SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
-from bridge.delivery.lanes import Destination, Held, Lanes
+from bridge.delivery.lanes import FAST_S, Destination, Held, Lanes
 from bridge.delivery.messages import build_message, claimed_views, deferred_result
 from bridge.delivery.recorder import NotRecorded, Recorder
 from bridge.delivery.retry import next_step
@@ -36,12 +36,25 @@ log = logging.getLogger(__name__)
 
 MAX_SENDING = 64  # sends under way in one replica
 PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
-LANE_DEPTH = 128  # claimed rows one destination may hold (sending, waiting or being recorded)
-REFILL_AT = 64  # a lane is claimed for again when no more than this many rows still wait
-MAX_HELD = 1024  # claimed rows one replica may hold: 8 full lanes
-CLAIM_READ = 128  # due rows one claim reads at most
+PER_RECEIVER_FAST = 16  # to a receiver that keeps answering 2xx within lanes.FAST_S
+LANE_DEPTH = 256  # claimed rows one destination may hold (sending, waiting or being recorded)
+REFILL_AT = 128  # a lane is claimed for again when no more than this many rows still wait
+MAX_HELD = 2048  # claimed rows one replica may hold: 8 full lanes
+CLAIM_READ = 256  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 LEASE_WAIT_S = 120.0  # how long a lease lets a row wait in its lane (at least 2 turns)
+
+
+def default_lanes() -> Lanes:
+    """The lanes `serve` delivers through (the limits above)."""
+    return Lanes(
+        sending=MAX_SENDING,
+        per_destination=PER_DESTINATION,
+        held=MAX_HELD,
+        depth=LANE_DEPTH,
+        refill_at=REFILL_AT,
+        grow_to=PER_RECEIVER_FAST,
+    )
 
 
 class Deliverer:
@@ -71,13 +84,7 @@ class Deliverer:
         self._owner = owner
         self._rng = rng or random.Random()
         self._on_free = on_free
-        self._lanes = lanes or Lanes(
-            sending=MAX_SENDING,
-            per_destination=PER_DESTINATION,
-            held=MAX_HELD,
-            depth=LANE_DEPTH,
-            refill_at=REFILL_AT,
-        )
+        self._lanes = lanes or default_lanes()
         self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
         self._wanting: set[Destination] = set()  # lanes that asked for more while a claim ran
         self._sends: set[asyncio.Task[None]] = set()
@@ -159,7 +166,8 @@ class Deliverer:
         attempted = False
         try:
             result = await self._attempt(held, clock=held.clock, deadline=held.deadline)
-            self._lanes.sent(held.row.id)
+            fast = result.status == "delivered" and result.duration_ms <= FAST_S * 1000.0
+            self._lanes.sent(held.row.id, fast=fast)
             self._pump()  # the lane's next row need not wait for this one's write
             await self._recorder.record(result, now=held.clock)
             attempted = True

@@ -5,7 +5,12 @@ A destination is a configured channel's name, or for a watch's own webhook its U
 (`scheme://host[:port]` exactly as written): the server a hanging receiver ties up; the outbox's
 claim matches origins the same way (`bridge.store.busy`). A lane sends at most
 `per_destination` rows at once and holds at most `depth` (sending or waiting); the replica sends
-at most `sending` and holds at most `held` in all. A row stops counting as a send when its send
+at most `sending` and holds at most `held` in all. A receiver's lane (an origin's, not a
+configured channel's) may send more at once, up to `grow_to`, while its receiver keeps up: one
+more for each send answered 2xx within `FAST_S`, half as many (never fewer than
+`per_destination`) after any other outcome (an error, a timeout, a slow answer). With a handful
+of sends in flight, a fast receiver's answers wait on the event loop more than on the receiver;
+a slow or failing one is never sent more than `per_destination` at once for long. A row stops counting as a send when its send
 ends, and stops being held when its result is written. A lane is claimed for again once no more
 than `refill_at` of its rows still wait (`busy` names the others): a busy receiver's rows are read
 in batches, not one claim per send, and the next batch is read while the last still goes out.
@@ -25,6 +30,7 @@ from bridge.store.busy import Busy
 from bridge.store.outbox import ClaimedDelivery
 
 Destination = tuple[str, str]  # ("channel", name) or ("origin", "scheme://host[:port]")
+FAST_S = 1.0  # a receiver's 2xx within this lets its lane send one more at once
 
 
 def origin(url: str) -> str:
@@ -54,6 +60,7 @@ class Held:
 
 @dataclass
 class _Lane:
+    limit: int  # sends at once now: per_destination, or more for a receiver that keeps up
     waiting: deque[Held] = field(default_factory=deque)
     sending: int = 0
     recording: int = 0  # sent, the result not yet written: held, but no longer a send
@@ -67,14 +74,25 @@ class Lanes:
     """Claimed rows per destination, with the limits above."""
 
     def __init__(
-        self, *, sending: int, per_destination: int, held: int, depth: int, refill_at: int = 0
+        self,
+        *,
+        sending: int,
+        per_destination: int,
+        held: int,
+        depth: int,
+        refill_at: int = 0,
+        grow_to: int | None = None,
     ) -> None:
         if not 1 <= per_destination <= min(sending, depth) or max(sending, depth) > held:
             raise ValueError("lane limits must be 1 <= per_destination <= sending, depth <= held")
         if not 0 <= refill_at < depth:
             raise ValueError("a lane's refill mark must be 0 <= refill_at < depth")
+        grow_to = per_destination if grow_to is None else grow_to
+        if not per_destination <= grow_to <= min(sending, depth):
+            raise ValueError("a lane's growth must be per_destination <= grow_to <= sending, depth")
         self.sending_limit = sending
         self.per_destination = per_destination
+        self.grow_to = grow_to
         self.held_limit = held
         self.depth = depth
         self.refill_at = refill_at
@@ -143,7 +161,9 @@ class Lanes:
         """Queue a claimed row in its lane."""
         where = destination_of(held.row)
         self._ids[held.row.id] = where
-        lane = self._lanes.setdefault(where, _Lane())
+        lane = self._lanes.get(where)
+        if lane is None:
+            lane = self._lanes[where] = _Lane(limit=self.per_destination)
         lane.waiting.append(held)
         lane.prompted = False
 
@@ -156,7 +176,7 @@ class Lanes:
             for where, lane in list(self._lanes.items()):
                 if self._sending >= self.sending_limit:
                     break
-                if lane.waiting and lane.sending < self.per_destination:
+                if lane.waiting and lane.sending < lane.limit:
                     started.append(lane.waiting.popleft())
                     lane.sending += 1
                     self._sending += 1
@@ -164,8 +184,9 @@ class Lanes:
                     self._lanes[where] = self._lanes.pop(where)  # its turn is over
         return started
 
-    def sent(self, delivery_id: str) -> None:
-        """A row's send is over: the lane may start another while its result is written."""
+    def sent(self, delivery_id: str, *, fast: bool = False) -> None:
+        """A row's send is over (`fast`: answered 2xx within FAST_S): the lane may start another
+        while its result is written, and a receiver's lane sends more or fewer at once."""
         where = self._ids.get(delivery_id)
         if where is None or delivery_id in self._sent:
             return
@@ -174,6 +195,14 @@ class Lanes:
         lane.sending -= 1
         lane.recording += 1
         self._sending -= 1
+        if where[0] == "origin":
+            grown = lane.limit + 1 if fast else lane.limit // 2
+            lane.limit = max(self.per_destination, min(self.grow_to, grown))
+
+    def limit(self, where: Destination) -> int:
+        """How many rows `where`'s lane may send at once now."""
+        lane = self._lanes.get(where)
+        return lane.limit if lane is not None else self.per_destination
 
     def finish(self, delivery_id: str) -> Destination | None:
         """A row taken by `take_ready` is done (recorded, or given up): free its place."""

@@ -204,3 +204,67 @@ async def test_a_lane_at_its_refill_mark_prompts_one_claim_until_rows_come_in():
         where.take_ready()
     assert where.wants_claim(a) and where.wants_claim(a)  # empty: every send may prompt one
     assert where.wants_claim(("channel", "unknown"))  # no lane at all
+
+
+def ids(where: Lanes) -> list[str]:
+    return [h.row.id for h in where.take_ready()]
+
+
+async def test_a_receiver_that_answers_fast_is_sent_more_at_once_up_to_grow_to():
+    where = lanes(per_destination=2, grow_to=4, depth=16)
+    a = ("origin", "https://a.example")
+    assert fill(where, *(row(f"a{n}", url=f"https://a.example/{n}") for n in range(10))) == [
+        "a0",
+        "a1",
+    ]
+    where.sent("a0", fast=True)  # 3 at once now: a2 and a3 start
+    assert where.limit(a) == 3
+    assert ids(where) == ["a2", "a3"]
+    where.sent("a1", fast=True)
+    where.sent("a2", fast=True)  # 4, and no further: with a3 still sending, 3 more start
+    assert where.limit(a) == 4
+    assert ids(where) == ["a4", "a5", "a6"]
+    where.sent("a3", fast=True)
+    assert where.limit(a) == 4
+    assert ids(where) == ["a7"]
+    assert where.sending() == 4
+
+
+async def test_a_failed_or_slow_send_halves_a_receivers_lane_but_never_below_per_destination():
+    where = lanes(per_destination=2, grow_to=8, depth=32)
+    a = ("origin", "https://a.example")
+    fill(where, *(row(f"a{n}", url=f"https://a.example/{n}") for n in range(20)))
+    for n in range(6):
+        where.sent(f"a{n}", fast=True)
+        where.take_ready()
+    assert where.limit(a) == 8
+    assert where.sending() == 8  # a6 to a13
+    where.sent("a6")  # not fast: an error, a timeout or a slow answer
+    assert where.limit(a) == 4
+    assert where.take_ready() == []  # 7 still sending: none starts
+    where.sent("a7")
+    where.sent("a8")
+    assert where.limit(a) == 2  # 4 // 2, then never below per_destination
+    for n in range(9, 13):
+        where.finish(f"a{n}")  # given up: the limit stays
+    assert ids(where) == ["a14"]  # a13 and a14: 2 at once
+    assert where.sending() == 2
+
+
+async def test_a_configured_channel_lane_never_grows():
+    where = lanes(per_destination=1, grow_to=4, depth=8)
+    slack = ("channel", "ops-slack")
+    fill(where, *(row(f"s{n}", channel="ops-slack") for n in range(4)))
+    where.sent("s0", fast=True)
+    assert where.limit(slack) == 1
+    assert ids(where) == ["s1"]  # one at a time still
+    where.sent("s1", fast=True)
+    assert where.limit(slack) == 1
+    assert ids(where) == ["s2"]
+    assert where.sending() == 1
+
+
+@pytest.mark.parametrize("grow_to", [1, 65, 17])
+def test_lanes_reject_growth_outside_per_destination_and_the_limits(grow_to):
+    with pytest.raises(ValueError, match="growth"):
+        lanes(per_destination=2, depth=16, grow_to=grow_to)
