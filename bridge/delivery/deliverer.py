@@ -89,6 +89,7 @@ class Deliverer:
         self._wanting: set[Destination] = set()  # lanes that asked for more while a claim ran
         self._sends: set[asyncio.Task[None]] = set()
         self._recorder = Recorder(store.outbox, owner=owner)
+        self._counters: dict[tuple[str, str], Any] = {}
         self._closed = False
 
     @property
@@ -262,7 +263,12 @@ class Deliverer:
         """Metrics and one structured log line per attempt (no URLs: they may carry secrets)."""
         kind = self._channels.kind(row.destination)
         label = {"pending": "retry"}.get(result.status, result.status)
-        self._metrics.deliveries.labels(kind=kind, result=label).inc()
+        counter = self._counters.get((kind, label))
+        if counter is None:  # one labelled child per (kind, result), looked up once
+            counter = self._counters[kind, label] = self._metrics.deliveries.labels(
+                kind=kind, result=label
+            )
+        counter.inc()
         fields = {
             "delivery_id": row.id,
             "event_id": row.event_id,

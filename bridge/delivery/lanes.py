@@ -19,6 +19,7 @@ in batches, not one claim per send, and the next batch is read while the last st
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,8 +34,10 @@ Destination = tuple[str, str]  # ("channel", name) or ("origin", "scheme://host[
 FAST_S = 1.0  # a receiver's 2xx within this lets its lane send one more at once
 
 
+@functools.lru_cache(maxsize=4096)
 def origin(url: str) -> str:
-    """The URL up to its path, query or fragment: `scheme://host[:port]` as written."""
+    """The URL up to its path, query or fragment: `scheme://host[:port]` as written (asked for each
+    claimed row, of the same few URLs)."""
     scheme, sep, rest = url.partition("://")
     ends = [i for i in (rest.find(c) for c in "/?#") if i >= 0]
     return scheme + sep + rest[: min(ends, default=len(rest))]

@@ -25,6 +25,7 @@ from bridge.store.outbox_heads import (
     CANDIDATES_LOCKED,
     DUE_NOW,
     LEASE,
+    LEASE_ARRAY,
     due_heads,
 )
 from bridge.store.outbox_heads import STILL_WANTED as STILL_WANTED  # ops.py reads it here
@@ -142,7 +143,7 @@ class Outbox(Repository):
             # The lease is checked again as it is taken: without the row locks (or should a
             # lock be skipped) a row another replica leased meanwhile is not taken twice.
             taken = await conn.execute(
-                LEASE,
+                LEASE_ARRAY if self.dialect == "postgresql" else LEASE,
                 {
                     "claim_ids": [c.id for c in candidates],
                     "claim_now": now,

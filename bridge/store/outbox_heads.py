@@ -20,13 +20,17 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    String,
     and_,
+    any_,
     bindparam,
     func,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.util import ClauseAdapter
 
 from bridge.store.busy import Busy, not_busy
@@ -137,23 +141,38 @@ _CLAIM_JOIN = (
 
 
 # The claim's and the record's statements, built once (building them per call was a tenth of the
-# deliverer's CPU); every value is a parameter.
+# deliverer's CPU); every value is a parameter. The ids are an expanding IN on SQLite and one
+# array parameter on PostgreSQL (`= ANY(:claim_ids)`), where rendering an IN of 256 placeholders
+# at every claim was a sixtieth of a drain's CPU.
 _CLAIM_NOW = bindparam("claim_now", type_=D.c.lease_expires_at.type)
-CANDIDATES = (
-    select(*_CLAIM_COLUMNS)
-    .select_from(_CLAIM_JOIN)
-    .where(
-        D.c.id.in_(bindparam("claim_ids", expanding=True)),
-        D.c.status == "pending",
-        lease_free(_CLAIM_NOW),
+
+
+def _ids_match(array: bool) -> ColumnElement[bool]:
+    if array:
+        return D.c.id == any_(bindparam("claim_ids", type_=ARRAY(String)))
+    return D.c.id.in_(bindparam("claim_ids", expanding=True))
+
+
+def _candidates(array: bool) -> Select[Any]:
+    return (
+        select(*_CLAIM_COLUMNS)
+        .select_from(_CLAIM_JOIN)
+        .where(_ids_match(array), D.c.status == "pending", lease_free(_CLAIM_NOW))
+        .order_by(D.c.next_attempt_at, D.c.id)
+        .limit(bindparam("claim_limit"))
     )
-    .order_by(D.c.next_attempt_at, D.c.id)
-    .limit(bindparam("claim_limit"))
-)
-CANDIDATES_LOCKED = CANDIDATES.with_for_update(of=D, skip_locked=True)  # PostgreSQL
-LEASE = (
-    update(D)
-    .where(D.c.id.in_(bindparam("claim_ids", expanding=True)), lease_free(_CLAIM_NOW))
-    .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
-    .returning(D.c.id)
-)
+
+
+def _lease(array: bool) -> ReturningUpdate[Any]:
+    return (
+        update(D)
+        .where(_ids_match(array), lease_free(_CLAIM_NOW))
+        .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
+        .returning(D.c.id)
+    )
+
+
+CANDIDATES = _candidates(array=False)  # SQLite
+LEASE = _lease(array=False)
+CANDIDATES_LOCKED = _candidates(array=True).with_for_update(of=D, skip_locked=True)  # PostgreSQL
+LEASE_ARRAY = _lease(array=True)
