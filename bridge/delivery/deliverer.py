@@ -12,6 +12,7 @@ outbox's claim), so order holds however sends overlap. Results are written in ba
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
@@ -26,7 +27,7 @@ from bridge.delivery.channels import SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.lanes import FAST_S, Destination, Held, Lanes
 from bridge.delivery.messages import build_message, claimed_views, deferred_result
-from bridge.delivery.recorder import NotRecorded, Recorder
+from bridge.delivery.recorder import Recorder
 from bridge.delivery.retry import next_step
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
@@ -163,26 +164,29 @@ class Deliverer:
             task.add_done_callback(self._sends.discard)
 
     async def _send_and_record(self, held: Held) -> None:
-        """One attempt, recorded; its lane's place is freed however it ends."""
-        attempted = False
+        """One attempt, handed to the recorder; its lane's place is freed once it is written, or
+        at once if it could not be made."""
+        submitted = False
         try:
             result = await self._attempt(held, clock=held.clock, deadline=held.deadline)
             fast = result.status == "delivered" and result.duration_ms <= FAST_S * 1000.0
             self._lanes.sent(held.row.id, fast=fast)
             self._pump()  # the lane's next row need not wait for this one's write
-            await self._recorder.record(result, now=held.clock)
-            attempted = True
-        except NotRecorded:
-            pass
+            self._recorder.submit(
+                result, now=held.clock, done=functools.partial(self._finish, held)
+            )
+            submitted = True
         except Exception:
             log.exception(
                 "delivery attempt failed unexpectedly; it is tried again when its lease ends",
                 extra={"delivery_id": held.row.id, "destination": held.row.destination},
             )
         finally:
-            self._finish(held, attempted=attempted)
+            if not submitted:
+                self._finish(held, attempted=False)
 
-    def _finish(self, held: Held, *, attempted: bool) -> None:
+    def _finish(self, held: Held, attempted: bool) -> None:
+        """A row is done with (`attempted`: its attempt is recorded): free its place."""
         where = self._lanes.finish(held.row.id)
         if not held.finished.done():
             held.finished.set_result(attempted)
@@ -304,6 +308,8 @@ class Deliverer:
             await self._store.outbox.release(
                 delivery_ids=[held.row.id for held in waiting], owner=self._owner
             )
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + timeout_s
         if self._sends:
             _, late = await asyncio.wait(set(self._sends), timeout=timeout_s)
             if late:
@@ -314,4 +320,13 @@ class Deliverer:
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
+        try:
+            async with asyncio.timeout_at(max(ends, loop.time() + 1.0)):
+                await self._recorder.drain()
+        except TimeoutError:
+            log.warning(
+                "delivery attempts still being written at shutdown; their leases will expire"
+            )
+            self._recorder.cancel()
+            await self._recorder.drain()
         await self._channels.aclose()

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from bridge.clock import Clock
 from bridge.store.outbox import AttemptResult, Outbox
 
 log = logging.getLogger(__name__)
 
-_Queued = tuple[AttemptResult, Clock, "asyncio.Future[None]"]
-
-
-class NotRecorded(Exception):
-    """The write of an attempt failed (logged once per batch): its lease ends and it comes back."""
+Done = Callable[[bool], None]  # told True once the attempt is committed, False if its write failed
+_Queued = tuple[AttemptResult, Clock, Done]
 
 
 class Recorder:
-    """One writer at a time for one replica's attempts (`owner` must still hold each lease)."""
+    """One writer at a time for one replica's attempts (`owner` must still hold each lease).
+
+    A send hands its result over and is over (`submit`); the writer tells each result's `done`
+    when its batch is written, so no send waits on a future of its own (a tenth of the
+    deliverer's event-loop turns)."""
 
     def __init__(self, outbox: Outbox, *, owner: str) -> None:
         self._outbox = outbox
@@ -27,30 +29,54 @@ class Recorder:
         self._queued: list[_Queued] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, result: AttemptResult, *, now: Clock) -> None:
-        """Queue the result and wait until it is committed; NotRecorded if the write failed."""
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.append((result, now, committed))
+    def submit(self, result: AttemptResult, *, now: Clock, done: Done) -> None:
+        """Queue the result; `done(True)` once it is committed, `done(False)` if the write failed
+        (logged once per batch: its lease ends and it comes back)."""
+        self._queued.append((result, now, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
-        await committed
+
+    async def drain(self) -> None:
+        """Wait until every submitted result is written or given up."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait({self._writer})
+
+    def cancel(self) -> None:
+        """Stop writing (shutting down past its deadline): what was not written is told False."""
+        if self._writer is not None:
+            self._writer.cancel()
 
     async def _write(self) -> None:
-        while self._queued:
-            batch, self._queued = self._queued, []
-            try:
-                await self._outbox.record_attempts(
-                    [result for result, _, _ in batch], now=batch[-1][1](), owner=self._owner
-                )
-            except Exception:
-                log.exception(
-                    "could not record delivery attempts; they are tried again when leases end",
-                    extra={"count": len(batch)},
-                )
-                for _, _, committed in batch:
-                    if not committed.done():
-                        committed.set_exception(NotRecorded())
-            else:
-                for _, _, committed in batch:
-                    if not committed.done():
-                        committed.set_result(None)
+        batch: list[_Queued] = []
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                await self._write_batch(batch)
+                batch = []
+        except BaseException:
+            # Cancelled (shutdown): nothing more is written, and every result hears so.
+            rest, self._queued = batch + self._queued, []
+            _tell(rest, False)
+            raise
+
+    async def _write_batch(self, batch: list[_Queued]) -> None:
+        try:
+            await self._outbox.record_attempts(
+                [result for result, _, _ in batch], now=batch[-1][1](), owner=self._owner
+            )
+        except Exception:
+            log.exception(
+                "could not record delivery attempts; they are tried again when leases end",
+                extra={"count": len(batch)},
+            )
+            _tell(batch, False)
+            return
+        _tell(batch, True)
+
+
+def _tell(batch: list[_Queued], written: bool) -> None:
+    for _, _, done in batch:
+        try:
+            done(written)
+        except Exception:
+            log.exception("a recorded delivery's follow-up failed")
