@@ -90,11 +90,18 @@ class Background:
             self._running.discard(task)
 
     async def stop(self, *, timeout_s: float = 30.0) -> None:
-        """Stop scheduling, then let in-flight steps finish (drain) within `timeout_s`."""
+        """Stop scheduling, then let in-flight steps finish (drain) within `timeout_s`.
+
+        The scheduler is paused, not shut down, while steps finish: APScheduler's asyncio executor
+        cancels the steps still running when it shuts down, which cut a claim off mid-way."""
         self._stopping = True
         if self._scheduler.running:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()
         if self._running:
             _, pending = await asyncio.wait(set(self._running), timeout=timeout_s)
             for task in pending:
                 task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)

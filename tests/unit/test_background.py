@@ -38,3 +38,51 @@ async def test_background_nudge_runs_a_step_now():
             await ran.wait()
     finally:
         await work.stop()
+
+
+async def test_stop_lets_a_running_step_finish():
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def step(_now):
+        started.set()
+        await release.wait()
+        finished.append("done")
+        return 0
+
+    work = Background()
+    work.start({"slow": (step, 3600.0)})
+    work.nudge("slow")
+    async with asyncio.timeout(5):
+        await started.wait()
+    stopping = asyncio.ensure_future(work.stop(timeout_s=5))
+    await asyncio.sleep(0.05)  # stop() must be waiting on the step, not have cancelled it
+    assert not stopping.done()
+    release.set()
+    async with asyncio.timeout(5):
+        await stopping
+    assert finished == ["done"]
+    assert not work.running
+
+
+async def test_stop_cancels_a_step_that_outlives_its_deadline():
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def step(_now):
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return 0
+
+    work = Background()
+    work.start({"stuck": (step, 3600.0)})
+    work.nudge("stuck")
+    async with asyncio.timeout(5):
+        await started.wait()
+    async with asyncio.timeout(5):
+        await work.stop(timeout_s=0.1)
+    assert cancelled == [True]

@@ -1,0 +1,113 @@
+"""The recorder writes attempts in batches and tells each one how its write ended."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+
+from bridge.delivery.recorder import Recorder
+from bridge.store.outbox import AttemptResult
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def result(n: int) -> AttemptResult:
+    return AttemptResult(
+        delivery_id=f"dlv_{n}", attempted_at=AT, duration_ms=1.0, status="delivered"
+    )
+
+
+class Outbox:
+    """Records batches; the first write waits for `release` so more queue up behind it."""
+
+    def __init__(self, *, fail: set[int] | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.fail = fail or set()
+
+    async def record_attempts(self, results, *, now, owner) -> None:
+        self.batches.append([r.delivery_id for r in results])
+        if len(self.batches) == 1:
+            await self.release.wait()
+        if len(self.batches) in self.fail:
+            raise RuntimeError("the database went away")
+
+
+def recorder(outbox: Outbox) -> Recorder:
+    return Recorder(cast(Any, outbox), owner="me")
+
+
+async def test_results_queued_during_a_write_go_in_the_next_batch_and_each_hears_it_was_written():
+    outbox = Outbox()
+    told: dict[int, bool] = {}
+    writer = recorder(outbox)
+    for n in range(5):
+        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
+        await asyncio.sleep(0)  # the writer starts on the first; the rest queue behind it
+    outbox.release.set()
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert outbox.batches == [["dlv_0"], ["dlv_1", "dlv_2", "dlv_3", "dlv_4"]]
+    assert told == dict.fromkeys(range(5), True)
+
+
+async def test_a_failed_write_tells_its_batch_false_and_the_next_batch_is_still_written():
+    outbox = Outbox(fail={1})
+    told: dict[int, bool] = {}
+    writer = recorder(outbox)
+    for n in range(3):
+        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
+        await asyncio.sleep(0)
+    outbox.release.set()
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert told == {0: False, 1: True, 2: True}
+    assert len(outbox.batches) == 2
+
+
+async def test_cancelling_the_writer_tells_every_unwritten_result_false():
+    outbox = Outbox()
+    told: dict[int, bool] = {}
+    writer = recorder(outbox)
+    for n in range(4):
+        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
+        await asyncio.sleep(0)
+    writer.cancel()  # the first write never returns: shutdown past its deadline
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert told == dict.fromkeys(range(4), False)
+    assert outbox.batches == [["dlv_0"]]  # nothing more was written
+
+
+async def test_a_follow_up_that_raises_does_not_keep_the_others_from_hearing(caplog):
+    outbox = Outbox()
+    outbox.release.set()
+    told: list[int] = []
+
+    def done(ok: bool, n: int) -> None:
+        if n == 0:
+            raise ValueError("a bug in a follow-up")
+        told.append(n)
+
+    writer = recorder(outbox)
+    for n in range(3):
+        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: done(ok, n))
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert told == [1, 2]
+    assert "follow-up failed" in caplog.text
+
+
+@pytest.mark.parametrize("pending", [0, 1])
+async def test_drain_returns_at_once_when_nothing_is_queued(pending):
+    outbox = Outbox()
+    outbox.release.set()
+    writer = recorder(outbox)
+    if pending:
+        writer.submit(result(0), now=lambda: AT, done=lambda ok: None)
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert len(outbox.batches) == pending
