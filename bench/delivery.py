@@ -68,6 +68,7 @@ from bridge.delivery.http import open_http
 from bridge.delivery.lanes import Lanes
 from bridge.events.payloads import iso
 from bridge.ids import new_id
+from bridge.ops.logs import configure_logging
 from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
 from bridge.store.engine import create_engine
@@ -227,7 +228,7 @@ class Driven:
 
 
 async def until_settled(probe: AsyncEngine) -> None:
-    """Wait until no delivery is pending, asked every 5 ms for one pending row (an index probe,
+    """Wait until no delivery is pending, asked every 10 ms for one pending row (an index probe,
     where counting them read the whole backlog each time) on a connection of the bench's own: on
     SQLite the store's one connection is the deliverer's, and the probe queued behind its claims
     (up to 40 ms after the last delivery was written)."""
@@ -236,7 +237,7 @@ async def until_settled(probe: AsyncEngine) -> None:
         async with probe.connect() as conn:
             if (await conn.execute(query)).first() is None:
                 return
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -529,6 +530,7 @@ async def main() -> None:
     parser.add_argument("--webhook-transport", choices=("aiohttp", "httpcore"), default="aiohttp")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
+    configure_logging("INFO")  # as `serve` logs: whatever it writes per delivery is paid here too
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "lanes": lane_limits(lanes_for(args)),

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 Step = Callable[[datetime | None], Awaitable[int]]
 MAX_LOOP_S = 5.0  # one tick keeps going while work is due, then yields to the next tick
+CANCEL_WAIT_S = 5.0  # how long stop() waits for a cancelled step to end
 
 
 def replica_id() -> str:
@@ -102,6 +103,6 @@ class Background:
             for task in pending:
                 task.cancel()
             if pending:
-                await asyncio.wait(pending)
+                await asyncio.wait(pending, timeout=CANCEL_WAIT_S)
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)

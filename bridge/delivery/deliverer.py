@@ -12,6 +12,7 @@ outbox's claim), so order holds however sends overlap. Results are written in ba
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -36,7 +37,7 @@ from bridge.store.outbox import AttemptResult, ClaimedDelivery
 log = logging.getLogger(__name__)
 
 MAX_SENDING = 64  # sends under way in one replica
-PER_DESTINATION = 4  # of which to one receiver (URL origin) or one configured channel
+PER_DESTINATION = 4  # of which to one configured channel; to one receiver (URL origin) at first
 PER_RECEIVER_FAST = 16  # to a receiver that keeps answering 2xx within lanes.FAST_S
 LANE_DEPTH = 256  # claimed rows one destination may hold (sending, waiting or being recorded)
 REFILL_AT = 128  # a lane is claimed for again when no more than this many rows still wait
@@ -44,6 +45,7 @@ MAX_HELD = 2048  # claimed rows one replica may hold: 8 full lanes
 CLAIM_READ = 256  # due rows one claim reads at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 LEASE_WAIT_S = 120.0  # how long a lease lets a row wait in its lane (at least 2 turns)
+CANCEL_WAIT_S = 5.0  # how long shutdown waits for a cancelled write to end
 
 
 def default_lanes() -> Lanes:
@@ -152,16 +154,22 @@ class Deliverer:
         return held, len(claimed) == room
 
     def _pump(self) -> None:
-        """Start every waiting row its lane and the replica have room for."""
+        """Start every waiting row its lane and the replica have room for (in turns while rows
+        are given up, each freeing a place, rather than one call deeper per row)."""
         now = asyncio.get_running_loop().time()
-        for held in self._lanes.take_ready():
-            if held.deadline - now < self._settings.timeout_s:
-                # No time left for a whole send within its lease: it comes back when that ends.
-                self._finish(held, attempted=False)
-                continue
-            task = asyncio.create_task(self._send_and_record(held))
-            self._sends.add(task)
-            task.add_done_callback(self._sends.discard)
+        while ready := self._lanes.take_ready():
+            expired = False
+            for held in ready:
+                if held.deadline - now < self._settings.timeout_s:
+                    # No time left for a whole send within its lease: it comes back when that ends.
+                    self._finish(held, attempted=False, pump=False)
+                    expired = True
+                    continue
+                task = asyncio.create_task(self._send_and_record(held))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+            if not expired:
+                return
 
     async def _send_and_record(self, held: Held) -> None:
         """One attempt, handed to the recorder; its lane's place is freed once it is written, or
@@ -185,12 +193,13 @@ class Deliverer:
             if not submitted:
                 self._finish(held, attempted=False)
 
-    def _finish(self, held: Held, attempted: bool) -> None:
+    def _finish(self, held: Held, attempted: bool, *, pump: bool = True) -> None:
         """A row is done with (`attempted`: its attempt is recorded): free its place."""
         where = self._lanes.finish(held.row.id)
         if not held.finished.done():
             held.finished.set_result(attempted)
-        self._pump()
+        if pump:
+            self._pump()
         # A lane down to its refill mark takes more, once per batch; an empty one at every send
         # (the next event of this watch may be due now).
         if where is None or not self._lanes.wants_claim(where):
@@ -264,7 +273,8 @@ class Deliverer:
             return SendError(f"internal error in channel: {type(exc).__name__}")
 
     def _observe(self, row: ClaimedDelivery, result: AttemptResult, *, finished: datetime) -> None:
-        """Metrics and one structured log line per attempt (no URLs: they may carry secrets)."""
+        """Metrics and a structured log line per attempt: a failure at warning, a dead delivery at
+        error, a delivered one at debug."""
         kind = self._channels.kind(row.destination)
         label = {"pending": "retry"}.get(result.status, result.status)
         counter = self._counters.get((kind, label))
@@ -273,20 +283,16 @@ class Deliverer:
                 kind=kind, result=label
             )
         counter.inc()
-        fields = {
-            "delivery_id": row.id,
-            "event_id": row.event_id,
-            "watch_id": row.watch_id,
-            "destination": row.destination,
-            "attempt": row.attempts + 1,
-            "status_code": result.status_code,
-            "duration_ms": round(result.duration_ms, 1),
-        }
         if result.status == "delivered":
             latency_s = (finished - row.created_at).total_seconds()
             self._metrics.delivery_latency.observe(max(latency_s, 0.0))
-            log.info("delivered", extra=fields)
-        elif result.status == "pending":
+            # At debug level: a line per webhook delivered was a seventh of a drain's CPU at INFO,
+            # thousands a second; the console, the API and /metrics show what was delivered.
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("delivered", extra=_fields(row, result))
+            return
+        fields = _fields(row, result)
+        if result.status == "pending":
             next_at = result.next_attempt_at.isoformat() if result.next_attempt_at else None
             log.warning(
                 "delivery failed; will retry",
@@ -320,6 +326,8 @@ class Deliverer:
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
+        # The attempts just made get a second to be written even past the deadline: one not
+        # written is sent again when its lease ends.
         try:
             async with asyncio.timeout_at(max(ends, loop.time() + 1.0)):
                 await self._recorder.drain()
@@ -328,5 +336,20 @@ class Deliverer:
                 "delivery attempts still being written at shutdown; their leases will expire"
             )
             self._recorder.cancel()
-            await self._recorder.drain()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CANCEL_WAIT_S):
+                    await self._recorder.drain()
         await self._channels.aclose()
+
+
+def _fields(row: ClaimedDelivery, result: AttemptResult) -> dict[str, Any]:
+    """An attempt's log fields (no URLs: they may carry secrets)."""
+    return {
+        "delivery_id": row.id,
+        "event_id": row.event_id,
+        "watch_id": row.watch_id,
+        "destination": row.destination,
+        "attempt": row.attempts + 1,
+        "status_code": result.status_code,
+        "duration_ms": round(result.duration_ms, 1),
+    }

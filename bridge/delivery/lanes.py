@@ -10,10 +10,11 @@ configured channel's) may send more at once, up to `grow_to`, while its receiver
 more for each send answered 2xx within `FAST_S`, half as many (never fewer than
 `per_destination`) after any other outcome (an error, a timeout, a slow answer). With a handful
 of sends in flight, a fast receiver's answers wait on the event loop more than on the receiver;
-a slow or failing one is never sent more than `per_destination` at once for long. A row stops counting as a send when its send
-ends, and stops being held when its result is written. A lane is claimed for again once no more
-than `refill_at` of its rows still wait (`busy` names the others): a busy receiver's rows are read
-in batches, not one claim per send, and the next batch is read while the last still goes out.
+a slow or failing one is never sent more than `per_destination` at once for long. A row stops
+counting as a send when its send ends, and stops being held when its result is written. A lane is
+claimed for again once no more than `refill_at` of its rows still wait (`busy` names the others):
+a busy receiver's rows are read in batches, not one claim per send, and the next batch is read
+while the last still goes out.
 """
 
 from __future__ import annotations

@@ -35,6 +35,14 @@ class Recorder:
         self._queued.append((result, now, done))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write())
+            self._writer.add_done_callback(self._ended)
+
+    def _ended(self, writer: asyncio.Task[None]) -> None:
+        """A writer cancelled before its first step never ran its own clean-up: what it would
+        have written hears False all the same."""
+        if writer.cancelled() and self._queued:
+            rest, self._queued = self._queued, []
+            _tell(rest, False)
 
     async def drain(self) -> None:
         """Wait until every submitted result is written or given up."""

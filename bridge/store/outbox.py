@@ -42,6 +42,7 @@ from bridge.store.tables import (
 from bridge.store.watches import delivery_record
 
 HEAD_SPARES = 4  # a claim reads the ids of this many times the rows it may lease
+SQLITE_MAX_IDS = 900  # but no more than this on SQLite, where each id is a bound variable
 
 D = deliveries
 
@@ -123,9 +124,11 @@ class Outbox(Repository):
         """
         async with self.engine.begin() as conn:
             # Spares: rows another replica is claiming now (locked, so skipped) leave room for more.
-            heads = await conn.execute(
-                due_heads(busy=busy, limit=limit * HEAD_SPARES), {DUE_NOW: now}
-            )
+            # SQLite binds the ids one variable each: fewer than its oldest default limit (999).
+            spares = limit * HEAD_SPARES
+            if self.dialect != "postgresql":
+                spares = min(spares, SQLITE_MAX_IDS)
+            heads = await conn.execute(due_heads(busy=busy, limit=spares), {DUE_NOW: now})
             ids = list(heads.scalars())
             if not ids:
                 return []

@@ -1,7 +1,7 @@
 """write_attempts(conn, results, ...): a batch of delivery attempts recorded, each delivery moved on.
 
 On PostgreSQL the batch goes as arrays, one parameter per column, unnested by the server: one
-statement whatever the batch's size, run on its own (`Outbox.record_attempts`), where an
+statement whatever the batch's size, run on its own (`Outbox._write_attempts`), where an
 executemany bound every row's values one by one (a quarter of a delivery drain's CPU). SQLite,
 whose statements run in the same process anyway, takes the rows as an executemany of tuples.
 """
@@ -40,13 +40,14 @@ _INSERT_ATTEMPTS_SQLITE = (
 
 
 # One statement, run on its own (autocommit: one round trip, where BEGIN, two statements and
-# COMMIT were four, each waking the server). The rows are locked in id order first (the order
-# cancel_watch locks them in: two writers never deadlock), then moved on unless the lease passed
-# to another owner or the delivery is no longer pending (a watch cancelled meanwhile stays dead);
+# COMMIT were four, each waking the server). The rows are locked in id order, each before it is
+# updated (the order cancel_watch locks them in: two writers never deadlock), and moved on unless
+# the lease passed to another owner or the delivery is no longer pending (a watch cancelled
+# meanwhile stays dead);
 # the counted attempts are inserted whatever became of the lease (they happened). A data-modifying
 # WITH runs to completion whether or not the INSERT reads it.
 _RECORD_UNNESTED = text(
-    "WITH locked AS MATERIALIZED ("
+    "WITH locked AS ("
     "  SELECT id FROM deliveries WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
     "), moved AS ("
     " UPDATE deliveries AS d SET"
@@ -175,4 +176,4 @@ def _sqlite_time(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime given to the database; use aware UTC")
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

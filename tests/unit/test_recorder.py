@@ -111,3 +111,15 @@ async def test_drain_returns_at_once_when_nothing_is_queued(pending):
     async with asyncio.timeout(5):
         await writer.drain()
     assert len(outbox.batches) == pending
+
+
+async def test_cancelling_the_writer_before_it_starts_tells_every_result_false():
+    outbox = Outbox()
+    told: dict[int, bool] = {}
+    writer = recorder(outbox)
+    writer.submit(result(0), now=lambda: AT, done=lambda ok: told.__setitem__(0, ok))
+    writer.cancel()  # before the writer task took its first step
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert told == {0: False}
+    assert outbox.batches == []
