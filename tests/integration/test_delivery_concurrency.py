@@ -16,7 +16,6 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from random import Random
 
 import standardwebhooks
 from starlette.applications import Starlette
@@ -26,15 +25,13 @@ from starlette.routing import Route
 
 from bridge.background import Background
 from bridge.clock import utcnow
-from bridge.config import Config
 from bridge.delivery import signing
-from bridge.delivery.channels.registry import ChannelRegistry
-from bridge.delivery.deliverer import PER_DESTINATION, PER_RECEIVER_FAST, Deliverer
+from bridge.delivery.deliverer import PER_DESTINATION, PER_RECEIVER_FAST
 from bridge.delivery.http import open_http
 from bridge.delivery.lanes import FAST_S
 from bridge.devtools.localserver import serving
-from bridge.ops.metrics import Metrics
 from bridge.store import open_store
+from tests.integration.delivery_support import deliverer_for, delivery_config
 from tests.integration.outbox_rows import add_events, add_watch
 
 TICK_S = 1.0  # as `serve`'s DELIVER_TICK_S
@@ -77,22 +74,6 @@ class Receiver:
         return sum(self.attempts.values())
 
 
-def config(secret: str, *, timeout_s: float, retry_schedule_s: list[float]) -> Config:
-    return Config.model_validate(
-        {
-            "upstream": {"accounts": {"main": {"api_key": "aigen_test_concurrency"}}},
-            "clients": {
-                "shop": {"token": "shop-token", "accounts": ["main"], "webhook_secrets": [secret]}
-            },
-            "delivery": {
-                "timeout_s": timeout_s,
-                "retry_schedule_s": retry_schedule_s,
-                "allowed_hosts": ["127.0.0.1"],
-            },
-        }
-    )
-
-
 @contextlib.asynccontextmanager
 async def delivering(
     storage_url: str,
@@ -106,24 +87,24 @@ async def delivering(
     """A backlog of `events` deliveries for each of `watches` watches, all to `receiver`, being
     delivered as `serve` delivers them for the duration of the block; closed after it (every
     send under way finished and recorded)."""
-    settings = config(receiver.secret, timeout_s=timeout_s, retry_schedule_s=retry_schedule_s)
+    settings = delivery_config(
+        receiver.secret,
+        timeout_s=timeout_s,
+        retry_schedule_s=retry_schedule_s,
+        api_key="aigen_test_concurrency",
+    )
     app = Starlette(routes=[Route("/hook", receiver.hook, methods=["POST"])])
     store = await open_store(storage_url)
     work = Background()
     try:
         async with serving(app) as server, open_http() as http:
-            registry = ChannelRegistry(
-                config=settings, http=http, state=store.channel_state, renderer=None
-            )
-            deliverer = Deliverer(
-                store=store,
-                channels=registry,
-                settings=settings.delivery,
-                metrics=Metrics(),
-                now=utcnow,
-                owner="concurrency",
-                rng=Random(5),
+            deliverer = deliverer_for(
+                settings,
+                store,
+                http,
                 on_free=lambda: work.nudge("deliver"),
+                owner="concurrency",
+                seed=5,
             )
             try:
                 now = utcnow()

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from random import Random
 from typing import Any
 
 import httpx
@@ -29,11 +28,10 @@ from bridge.background import Background
 from bridge.clock import utcnow
 from bridge.config import Config
 from bridge.delivery import signing
-from bridge.delivery.channels.registry import ChannelRegistry
-from bridge.delivery.deliverer import PER_DESTINATION, Deliverer
+from bridge.delivery.deliverer import PER_DESTINATION
 from bridge.devtools.localserver import serving
-from bridge.ops.metrics import Metrics
 from bridge.store import Store, WatchRecord, open_store
+from tests.integration.delivery_support import deliverer_for, delivery_config
 from tests.integration.outbox_rows import add_events, add_watch
 
 pytestmark = pytest.mark.slow
@@ -118,35 +116,9 @@ async def hanging_receivers(count: int) -> AsyncIterator[list[Hanging]]:
 
 
 def config(secret: str) -> Config:
-    return Config.model_validate(
-        {
-            "upstream": {"accounts": {"main": {"api_key": "aigen_test_isolation"}}},
-            "clients": {
-                "shop": {"token": "shop-token", "accounts": ["main"], "webhook_secrets": [secret]}
-            },
-            "delivery": {
-                "timeout_s": TIMEOUT_S,
-                "retry_schedule_s": [0.2] * 30,  # the hanging ones are tried again and again
-                "allowed_hosts": ["127.0.0.1"],
-            },
-        }
-    )
-
-
-def deliverer_for(
-    settings: Config, store: Store, http: httpx.AsyncClient, *, on_free: Callable[[], None]
-) -> Deliverer:
-    """A deliverer as `serve` builds it, with a freed slot nudging the scheduler."""
-    registry = ChannelRegistry(config=settings, http=http, state=store.channel_state, renderer=None)
-    return Deliverer(
-        store=store,
-        channels=registry,
-        settings=settings.delivery,
-        metrics=Metrics(),
-        now=utcnow,
-        owner="isolation",
-        rng=Random(3),
-        on_free=on_free,
+    # The hanging ones are tried again and again.
+    return delivery_config(
+        secret, timeout_s=TIMEOUT_S, retry_schedule_s=[0.2] * 30, api_key="aigen_test_isolation"
     )
 
 
@@ -176,7 +148,9 @@ async def test_hanging_receivers_do_not_delay_a_healthy_one(storage_url):
         serving(app) as good,
         httpx.AsyncClient(trust_env=False, limits=limits, follow_redirects=False) as http,
     ):
-        deliverer = deliverer_for(settings, store, http, on_free=lambda: work.nudge("deliver"))
+        deliverer = deliverer_for(
+            settings, store, http, on_free=lambda: work.nudge("deliver"), owner="isolation", seed=3
+        )
         now = utcnow()
         stuck = [
             await add_watch(store, at=now, webhook_url=receiver.url)
