@@ -27,6 +27,7 @@ class Recorder:
         self._outbox = outbox
         self._owner = owner
         self._queued: list[_Queued] = []
+        self._writing: list[_Queued] = []  # the batch being written now
         self._writer: asyncio.Task[None] | None = None
 
     def submit(self, result: AttemptResult, *, now: Clock, done: Done) -> None:
@@ -38,10 +39,10 @@ class Recorder:
             self._writer.add_done_callback(self._ended)
 
     def _ended(self, writer: asyncio.Task[None]) -> None:
-        """A writer cancelled before its first step never ran its own clean-up: what it would
-        have written hears False all the same."""
-        if writer.cancelled() and self._queued:
-            rest, self._queued = self._queued, []
+        """A writer cancelled (shutdown), mid-write or before its first step: nothing more is
+        written, and every result it held or would have taken hears False."""
+        if writer.cancelled():
+            rest, self._writing, self._queued = self._writing + self._queued, [], []
             _tell(rest, False)
 
     async def drain(self) -> None:
@@ -55,17 +56,10 @@ class Recorder:
             self._writer.cancel()
 
     async def _write(self) -> None:
-        batch: list[_Queued] = []
-        try:
-            while self._queued:
-                batch, self._queued = self._queued, []
-                await self._write_batch(batch)
-                batch = []
-        except BaseException:
-            # Cancelled (shutdown): nothing more is written, and every result hears so.
-            rest, self._queued = batch + self._queued, []
-            _tell(rest, False)
-            raise
+        while self._queued:
+            self._writing, self._queued = self._queued, []
+            await self._write_batch(self._writing)
+            self._writing = []
 
     async def _write_batch(self, batch: list[_Queued]) -> None:
         try:

@@ -1,11 +1,13 @@
-"""A deliverer as `serve` builds it, over a config with one client and webhooks to 127.0.0.1."""
+"""A deliverer as `serve` builds it, over a config with one client and webhooks to 127.0.0.1;
+whether a webhook is signed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from random import Random
 
 import httpx
+import standardwebhooks
 
 from bridge.clock import utcnow
 from bridge.config import Config
@@ -13,6 +15,15 @@ from bridge.delivery.channels.registry import ChannelRegistry
 from bridge.delivery.deliverer import Deliverer
 from bridge.ops.metrics import Metrics
 from bridge.store import Store
+
+
+def signed_by(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    """Whether the webhook carries a good Standard Webhooks signature with `secret`."""
+    try:
+        standardwebhooks.Webhook(secret).verify(body, dict(headers))
+    except standardwebhooks.WebhookVerificationError:
+        return False
+    return True
 
 
 def delivery_config(
