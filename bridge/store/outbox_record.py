@@ -48,7 +48,7 @@ _INSERT_ATTEMPTS_SQLITE = (
 # WITH runs to completion whether or not the INSERT reads it.
 _RECORD_UNNESTED = text(
     "WITH locked AS ("
-    "  SELECT id FROM deliveries WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+    "  SELECT id, status, lease_owner FROM deliveries WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
     "), moved AS ("
     " UPDATE deliveries AS d SET"
     "  status = u.status,"
@@ -63,7 +63,7 @@ _RECORD_UNNESTED = text(
     " FROM locked, unnest(:ids, :statuses, :counted, :next_at, :status_codes, :errors, :delivered)"
     "  AS u(id, status, counted, next_attempt_at, status_code, error, delivered_at)"
     " WHERE d.id = locked.id AND u.id = locked.id"
-    "  AND d.lease_owner = :owner AND d.status = 'pending'"
+    "  AND locked.lease_owner = :owner AND locked.status = 'pending'"
     " RETURNING d.id"
     ")"
     " INSERT INTO delivery_attempts"
