@@ -42,7 +42,7 @@ PER_RECEIVER_FAST = 16  # to a receiver that keeps answering 2xx within lanes.FA
 LANE_DEPTH = 256  # claimed rows one destination may hold (sending, waiting or being recorded)
 REFILL_AT = 128  # a lane is claimed for again when no more than this many rows still wait
 MAX_HELD = 2048  # claimed rows one replica may hold: 8 full lanes
-CLAIM_READ = 256  # due rows one claim reads at most
+CLAIM_READ = 256  # rows one claim leases at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 LEASE_WAIT_S = 120.0  # how long a lease lets a row wait in its lane (at least 2 turns)
 CANCEL_WAIT_S = 5.0  # how long shutdown waits for a cancelled write to end
@@ -126,12 +126,11 @@ class Deliverer:
             room = min(limit, self._lanes.room())
             if self._closed or room <= 0:
                 return [], False
-            read = min(room * 2, CLAIM_READ)  # a few more than fit: full lanes' rows are refused
             claimed = await self._store.outbox.claim_due(
                 now=clock(),
                 owner=self._owner,
                 lease_s=self.lease_s,
-                limit=read,
+                limit=room,
                 busy=self._lanes.busy(),
                 admit=self._lanes.admission(limit=room),
             )

@@ -29,7 +29,7 @@ from typing import Any
 from bridge.clock import Clock
 from bridge.events.routing import WEBHOOK_URL
 from bridge.store.busy import Busy
-from bridge.store.outbox import ClaimedDelivery
+from bridge.store.outbox import ClaimedDelivery, DueHead
 
 Destination = tuple[str, str]  # ("channel", name) or ("origin", "scheme://host[:port]")
 FAST_S = 1.0  # a receiver's 2xx within this lets its lane send one more at once
@@ -44,7 +44,7 @@ def origin(url: str) -> str:
     return scheme + sep + rest[: min(ends, default=len(rest))]
 
 
-def destination_of(row: ClaimedDelivery) -> Destination:
+def destination_of(row: ClaimedDelivery | DueHead) -> Destination:
     """Where a delivery goes, as far as concurrency is concerned."""
     if row.destination == WEBHOOK_URL and row.webhook_url:
         return ("origin", origin(row.webhook_url))
@@ -142,12 +142,12 @@ class Lanes:
             origins=frozenset(name for kind, name in full if kind == "origin"),
         )
 
-    def admission(self, *, limit: int) -> Callable[[ClaimedDelivery], bool]:
+    def admission(self, *, limit: int) -> Callable[[DueHead], bool]:
         """A predicate for one claim: yes to at most `limit` rows, each fitting in its lane."""
         room = min(limit, self.room())
         taken: Counter[Destination] = Counter()
 
-        def admit(row: ClaimedDelivery) -> bool:
+        def admit(row: DueHead) -> bool:
             nonlocal room
             where = destination_of(row)
             lane = self._lanes.get(where)

@@ -15,19 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Result, Row
 from sqlalchemy.exc import DBAPIError
 
 from bridge.store.busy import NOTHING_BUSY, Busy
 from bridge.store.database import Repository
-from bridge.store.outbox_heads import (
-    CANDIDATES,
-    CANDIDATES_LOCKED,
-    DUE_NOW,
-    LEASE,
-    LEASE_ARRAY,
-    due_heads,
-)
+from bridge.store.outbox_heads import CANDIDATES, DUE_NOW, LEASE, LEASED_LOCKED, due_heads
 from bridge.store.outbox_heads import STILL_WANTED as STILL_WANTED  # ops.py reads it here
 from bridge.store.outbox_record import ERROR_CHARS as ERROR_CHARS
 from bridge.store.outbox_record import EXCERPT_CHARS as EXCERPT_CHARS
@@ -99,6 +92,26 @@ class AttemptRecord:
     response_excerpt: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DueHead:
+    """A delivery a claim may lease, as far as whether to take it is concerned."""
+
+    id: str
+    destination: str
+    webhook_url: str | None
+
+
+def _admitted(heads: Result[Any], admit: Callable[[DueHead], bool] | None, limit: int) -> list[str]:
+    """The ids of the first `limit` due heads `admit` accepts, in due order."""
+    ids: list[str] = []
+    for row in heads:
+        if admit is None or admit(DueHead(row.id, row.destination, row.webhook_url)):
+            ids.append(row.id)
+            if len(ids) == limit:
+                break
+    return ids
+
+
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
     m = row._mapping
     return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
@@ -115,45 +128,44 @@ class Outbox(Repository):
         lease_s: float,
         limit: int,
         busy: Busy = NOTHING_BUSY,
-        admit: Callable[[ClaimedDelivery], bool] | None = None,
+        admit: Callable[[DueHead], bool] | None = None,
     ) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first.
 
-        Rows for `busy` destinations are not read; of the `limit` read, only those `admit`
-        accepts (asked in due order: the caller's concurrency policy) are leased.
+        Rows for `busy` destinations are not read; of the due rows, only those `admit` accepts
+        (asked in due order: the caller's concurrency policy) are read in full and leased.
         """
+        # Spares: rows another replica is claiming now, and rows `admit` refuses, leave room for
+        # more. SQLite binds the ids one variable each: fewer than its oldest default limit (999).
+        spares = limit * HEAD_SPARES
+        if self.dialect != "postgresql":
+            spares = min(spares, SQLITE_MAX_IDS)
+        heads = due_heads(busy=busy, limit=spares)
+        lease = {
+            "claim_now": now,
+            "claim_owner": owner,
+            "claim_until": now + timedelta(seconds=lease_s),
+        }
+        if self.dialect == "postgresql":
+            # Each statement on its own: the lease is checked again under the row locks, so a row
+            # another replica leased or sent since the heads were read is passed over.
+            async with self.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                ids = _admitted(await conn.execute(heads, {DUE_NOW: now}), admit, limit)
+                if not ids:
+                    return []
+                leased = await conn.execute(LEASED_LOCKED, {"claim_ids": ids, **lease})
+                return [_claimed(row) for row in leased]
+        # SQLite: one process, whose single pooled connection serialises claims.
         async with self.engine.begin() as conn:
-            # Spares: rows another replica is claiming now (locked, so skipped) leave room for more.
-            # SQLite binds the ids one variable each: fewer than its oldest default limit (999).
-            spares = limit * HEAD_SPARES
-            if self.dialect != "postgresql":
-                spares = min(spares, SQLITE_MAX_IDS)
-            heads = await conn.execute(due_heads(busy=busy, limit=spares), {DUE_NOW: now})
-            ids = list(heads.scalars())
+            ids = _admitted(await conn.execute(heads, {DUE_NOW: now}), admit, limit)
             if not ids:
                 return []
-            # Read by key, and checked again under the row locks: a row another replica leased
-            # or sent since is passed over.
-            query = CANDIDATES_LOCKED if self.dialect == "postgresql" else CANDIDATES
-            found = await conn.execute(
-                query, {"claim_ids": ids, "claim_now": now, "claim_limit": limit}
-            )
+            found = await conn.execute(CANDIDATES, {"claim_ids": ids, "claim_now": now})
             candidates = [_claimed(row) for row in found]
-            if admit is not None:
-                candidates = [c for c in candidates if admit(c)]
             if not candidates:
                 return []
-            # The lease is checked again as it is taken: without the row locks (or should a
-            # lock be skipped) a row another replica leased meanwhile is not taken twice.
-            taken = await conn.execute(
-                LEASE_ARRAY if self.dialect == "postgresql" else LEASE,
-                {
-                    "claim_ids": [c.id for c in candidates],
-                    "claim_now": now,
-                    "claim_owner": owner,
-                    "claim_until": now + timedelta(seconds=lease_s),
-                },
-            )
+            taken = await conn.execute(LEASE, {"claim_ids": [c.id for c in candidates], **lease})
             leased = set(taken.scalars())
         return [c for c in candidates if c.id in leased]
 

@@ -30,7 +30,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.util import ClauseAdapter
 
 from bridge.store.busy import Busy, not_busy
@@ -95,7 +94,7 @@ def due_heads(*, busy: Busy, limit: int) -> Select[Any]:
     p = _PENDING.c
     now = bindparam(DUE_NOW, type_=D.c.next_attempt_at.type)
     return (
-        select(p.id)
+        select(p.id, p.destination, func.coalesce(p.watch_url, p.import_url).label("webhook_url"))
         .where(
             p.position == p.head,
             p.next_attempt_at <= now,
@@ -108,71 +107,110 @@ def due_heads(*, busy: Busy, limit: int) -> Select[Any]:
     )
 
 
-_CLAIM_COLUMNS: tuple[Any, ...] = (
-    D.c.id,
-    D.c.event_id,
-    D.c.watch_id,
-    D.c.sequence,
-    D.c.destination,
-    D.c.attempts,
-    D.c.created_at,
-    events.c.type.label("event_type"),
-    events.c.created_at.label("event_created_at"),
-    events.c.payload,
-    # An import's own events belong to the import (its id in `watch_id`), not to a watch.
-    func.coalesce(watches.c.client, imports.c.client).label("client"),
-    func.coalesce(watches.c.account, imports.c.account).label("account"),
-    func.coalesce(watches.c.job_id, "").label("job_id"),
-    func.coalesce(watches.c.webhook_url, imports.c.webhook_url).label("webhook_url"),
-    upstream_jobs.c.snapshot.label("job"),
-    D.c.stream,
-)
-_CLAIM_JOIN = (
-    D.join(events, events.c.id == D.c.event_id)
-    .outerjoin(watches, watches.c.id == D.c.watch_id)
-    .outerjoin(imports, imports.c.id == D.c.watch_id)
-    .outerjoin(
-        upstream_jobs,
-        and_(
-            upstream_jobs.c.account == watches.c.account, upstream_jobs.c.job_id == watches.c.job_id
-        ),
+def _claim_columns(rows: Any) -> tuple[Any, ...]:
+    """What a claimed row carries, read from `rows` (the deliveries table, or the leased rows)."""
+    r = rows.c
+    return (
+        r.id,
+        r.event_id,
+        r.watch_id,
+        r.sequence,
+        r.destination,
+        r.attempts,
+        r.created_at,
+        events.c.type.label("event_type"),
+        events.c.created_at.label("event_created_at"),
+        events.c.payload,
+        # An import's own events belong to the import (its id in `watch_id`), not to a watch.
+        func.coalesce(watches.c.client, imports.c.client).label("client"),
+        func.coalesce(watches.c.account, imports.c.account).label("account"),
+        func.coalesce(watches.c.job_id, "").label("job_id"),
+        func.coalesce(watches.c.webhook_url, imports.c.webhook_url).label("webhook_url"),
+        upstream_jobs.c.snapshot.label("job"),
+        r.stream,
     )
-)
 
 
-# The claim's and the record's statements, built once (building them per call was a tenth of the
-# deliverer's CPU); every value is a parameter. The ids are an expanding IN on SQLite and one
-# array parameter on PostgreSQL (`= ANY(:claim_ids)`), where rendering an IN of 256 placeholders
-# at every claim was a sixtieth of a drain's CPU.
+def _claim_join(rows: Any) -> Any:
+    """`rows` with their event, watch or import, and the watch's job."""
+    return (
+        rows.join(events, events.c.id == rows.c.event_id)
+        .outerjoin(watches, watches.c.id == rows.c.watch_id)
+        .outerjoin(imports, imports.c.id == rows.c.watch_id)
+        .outerjoin(
+            upstream_jobs,
+            and_(
+                upstream_jobs.c.account == watches.c.account,
+                upstream_jobs.c.job_id == watches.c.job_id,
+            ),
+        )
+    )
+
+
+# The claim's statements, built once (building them per call was a tenth of the deliverer's
+# CPU); every value is a parameter.
 _CLAIM_NOW = bindparam("claim_now", type_=D.c.lease_expires_at.type)
+_CLAIM_IDS: BindParameter[Any] = bindparam("claim_ids", expanding=True)
+
+# SQLite (one process, its claims serialised on one connection, in one transaction): the rows by
+# key, checked again, then leased.
+CANDIDATES = (
+    select(*_claim_columns(D))
+    .select_from(_claim_join(D))
+    .where(D.c.id.in_(_CLAIM_IDS), D.c.status == "pending", lease_free(_CLAIM_NOW))
+    .order_by(D.c.next_attempt_at, D.c.id)
+)
+LEASE = (
+    update(D)
+    .where(D.c.id.in_(_CLAIM_IDS), lease_free(_CLAIM_NOW))
+    .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
+    .returning(D.c.id)
+)
 
 
-def _ids_match(array: bool) -> ColumnElement[bool]:
-    if array:
-        return D.c.id == any_(bindparam("claim_ids", type_=ARRAY(String)))
-    return D.c.id.in_(bindparam("claim_ids", expanding=True))
+def _leased_locked() -> Select[Any]:
+    """PostgreSQL: one statement, run on its own, that locks the rows by key (`FOR UPDATE SKIP
+    LOCKED`: a row another replica is claiming now is passed over), leases those still pending
+    and unleased, and reads them with their event, watch and job.
 
-
-def _candidates(array: bool) -> Select[Any]:
-    return (
-        select(*_CLAIM_COLUMNS)
-        .select_from(_CLAIM_JOIN)
-        .where(_ids_match(array), D.c.status == "pending", lease_free(_CLAIM_NOW))
-        .order_by(D.c.next_attempt_at, D.c.id)
-        .limit(bindparam("claim_limit"))
+    The status and lease are checked on the locked rows (FOR UPDATE returns their latest
+    version), not in the lock's own WHERE, and the update joins them by key: given 'status =
+    pending', a planner with statistics from before a burst scanned every pending row through
+    ix_deliveries_due (O(pending) per claim, as the record's statement once did)."""
+    ids = bindparam("claim_ids", type_=ARRAY(String))
+    locked = (
+        select(D.c.id, D.c.status, D.c.lease_expires_at)
+        .where(D.c.id == any_(ids))
+        .with_for_update(skip_locked=True)
+        .cte("locked")
     )
-
-
-def _lease(array: bool) -> ReturningUpdate[Any]:
-    return (
+    leased = (
         update(D)
-        .where(_ids_match(array), lease_free(_CLAIM_NOW))
+        .where(
+            D.c.id == locked.c.id,
+            locked.c.status == "pending",
+            or_(locked.c.lease_expires_at.is_(None), locked.c.lease_expires_at <= _CLAIM_NOW),
+        )
         .values(lease_owner=bindparam("claim_owner"), lease_expires_at=bindparam("claim_until"))
-        .returning(D.c.id)
+        .returning(*(D.c[name] for name in _LEASED_COLUMNS))
+        .cte("leased")
+    )
+    return (
+        select(*_claim_columns(leased))
+        .select_from(_claim_join(leased))
+        .order_by(leased.c.next_attempt_at, leased.c.id)
     )
 
 
-CANDIDATES = _candidates(array=False)  # SQLite
-LEASE = _lease(array=False)
-CANDIDATES_LOCKED = _candidates(array=True).with_for_update(of=D, skip_locked=True)  # PostgreSQL
-LEASE_ARRAY = _lease(array=True)
+_LEASED_COLUMNS = (
+    "id",
+    "event_id",
+    "watch_id",
+    "sequence",
+    "destination",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+    "stream",
+)
+LEASED_LOCKED = _leased_locked()
