@@ -24,7 +24,7 @@ from typing import Any
 
 from bridge.clock import Clock
 from bridge.config import DeliveryConfig
-from bridge.delivery.channels import SendError, SendResult
+from bridge.delivery.channels import Channel, SendError, SendResult
 from bridge.delivery.channels.registry import ChannelRegistry, DestinationError
 from bridge.delivery.lanes import FAST_S, Destination, Held, Lanes
 from bridge.delivery.messages import build_message, claimed_views, deferred_result
@@ -218,11 +218,20 @@ class Deliverer:
         row = held.row
         attempted_at = clock()
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout_at(deadline):
-                sent: SendResult | SendError = await self._send(row, held.import_view)
-        except TimeoutError:
-            sent = SendError("timed out: the delivery's lease was about to expire")
+        channel = self._channel(row)
+        sent: SendResult | SendError
+        if isinstance(channel, SendError):
+            sent = channel
+        elif getattr(channel, "ends_within_timeout", False):
+            # It gives up after the configured timeout, which the lease still had room for when
+            # the row started (`_pump`): no second timer.
+            sent = await self._send(channel, row, held.import_view)
+        else:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    sent = await self._send(channel, row, held.import_view)
+            except TimeoutError:
+                sent = SendError("timed out: the delivery's lease was about to expire")
         duration_ms = (time.perf_counter() - started) * 1000.0
         if isinstance(sent, SendResult) and sent.defer_until is not None:
             return deferred_result(row, sent, attempted_at=attempted_at, duration_ms=duration_ms)
@@ -249,20 +258,24 @@ class Deliverer:
         self._observe(row, result, finished=finished)
         return result
 
-    async def _send(
-        self, row: ClaimedDelivery, view: Mapping[str, Any] | None
-    ) -> SendResult | SendError:
-        """One attempt through the row's channel; every failure comes back as a SendError."""
+    def _channel(self, row: ClaimedDelivery) -> Channel | SendError:
+        """The row's channel, or why it has none."""
         try:
-            channel = self._channels.for_destination(
+            return self._channels.for_destination(
                 row.destination, webhook_url=row.webhook_url, client=row.client
             )
-            return await channel.send(build_message(row, view))
-        except SendError as exc:
-            return exc
         except DestinationError as exc:
             # A channel gone from the config, a client without secrets: no retry can fix it.
             return SendError(str(exc), permanent=True)
+
+    async def _send(
+        self, channel: Channel, row: ClaimedDelivery, view: Mapping[str, Any] | None
+    ) -> SendResult | SendError:
+        """One attempt through the row's channel; every failure comes back as a SendError."""
+        try:
+            return await channel.send(build_message(row, view))
+        except SendError as exc:
+            return exc
         except Exception as exc:
             # A channel must raise SendError; anything else is a bug, retried like any failure.
             log.exception(

@@ -62,6 +62,13 @@ class ClaimedDelivery:
     stream: str  # `import:<id>...` for an import's events and the jobs told inside it
 
 
+# A claimed row becomes a ClaimedDelivery by position (`_claimed`): the claim's columns must be
+# its fields, in order.
+for _claim in (CANDIDATES, LEASED_LOCKED):
+    if tuple(_claim.selected_columns.keys()) != ClaimedDelivery.__slots__:
+        raise RuntimeError("the outbox claim's columns are not ClaimedDelivery's fields")
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     """One attempt made, and the delivery's state after it (from `bridge.delivery.retry.next_step`)."""
@@ -113,8 +120,8 @@ def _admitted(heads: Result[Any], admit: Callable[[DueHead], bool] | None, limit
 
 
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
-    m = row._mapping
-    return ClaimedDelivery(**{name: m[name] for name in ClaimedDelivery.__slots__})
+    # The claim's columns are the fields, in order (checked where the class is defined).
+    return ClaimedDelivery(*row)  # type: ignore[call-arg]
 
 
 class Outbox(Repository):

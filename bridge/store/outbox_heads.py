@@ -44,27 +44,20 @@ STILL_WANTED = or_(
     D.c.change_key.is_not(None), watches.c.status != "cancelled", watches.c.id.is_(None)
 )
 
-# Every pending row with what the claim's filters read, and the least pending position of its
-# stream to its destination. Filters apply outside: a row that may not go yet (leased, not due,
-# for a busy receiver) still holds back the later rows of its stream.
+# Every pending row with the least pending position of its stream to its destination. Filters
+# apply outside: a row that may not go yet (leased, not due, for a busy receiver) still holds
+# back the later rows of its stream. The watch or import the filters read is joined outside too,
+# for the heads alone, not for every pending row.
 _PENDING = (
     select(
         D.c.id,
+        D.c.watch_id,
         D.c.position,
         D.c.next_attempt_at,
         D.c.lease_expires_at,
         D.c.change_key,
         D.c.destination,
-        watches.c.id.label("watch_row"),
-        watches.c.status.label("watch_status"),
-        watches.c.webhook_url.label("watch_url"),
-        imports.c.webhook_url.label("import_url"),
         func.min(D.c.position).over(partition_by=(D.c.stream, D.c.destination)).label("head"),
-    )
-    .select_from(
-        D.outerjoin(watches, watches.c.id == D.c.watch_id).outerjoin(
-            imports, imports.c.id == D.c.watch_id
-        )
     )
     .where(D.c.status == "pending")
     .subquery("pending")
@@ -93,8 +86,14 @@ def due_heads(*, busy: Busy, limit: int) -> Select[Any]:
     to the window's subquery was a tenth of a claim's CPU."""
     p = _PENDING.c
     now = bindparam(DUE_NOW, type_=D.c.next_attempt_at.type)
+    url = func.coalesce(watches.c.webhook_url, imports.c.webhook_url).label("webhook_url")
     return (
-        select(p.id, p.destination, func.coalesce(p.watch_url, p.import_url).label("webhook_url"))
+        select(p.id, p.destination, url)
+        .select_from(
+            _PENDING.outerjoin(watches, watches.c.id == p.watch_id).outerjoin(
+                imports, imports.c.id == p.watch_id
+            )
+        )
         .where(
             p.position == p.head,
             p.next_attempt_at <= now,

@@ -71,7 +71,11 @@ class SendError(Exception):
 
 
 class Channel(Protocol):
-    """A destination: sends one message once, raising SendError when it did not arrive."""
+    """A destination: sends one message once, raising SendError when it did not arrive.
+
+    A channel whose every send ends within the delivery timeout says so with a class attribute
+    `ends_within_timeout = True`; the deliverer then sets no timer of its own around it.
+    """
 
     async def send(self, message: Message) -> SendResult: ...
 

@@ -1,8 +1,8 @@
 """ChannelRegistry: the channel object for each destination of a delivery, built from the config.
 
 Named channels are built once and reused, so per-channel state (Slack pacing, say) lives as long
-as the bridge. A watch's own `webhook_url` gets a fresh, cheap WebhookChannel per send: there can
-be one URL per watch, too many to keep.
+as the bridge. A watch's own `webhook_url` gets a WebhookChannel kept by URL and secrets, up to
+WATCH_HOOKS_KEPT of them (there can be one URL per watch): it holds no state between sends.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from bridge.outbound import USER_AGENT
 if TYPE_CHECKING:
     from bridge.rendering import Renderer
 
+WATCH_HOOKS_KEPT = 4096
 
 # A subscribed channel's import message is edited as often as a configured Slack channel's by default.
 _DEFAULT_EDIT_INTERVAL_S: float = SlackChannelConfig.model_fields["edit_interval_s"].default
@@ -64,6 +65,9 @@ class ChannelRegistry:
         self._now = now
         self._user_agent = USER_AGENT
         self._named: dict[str, Channel] = {}
+        # Watches' own webhooks, by URL and secrets: building one per send (checking each secret,
+        # the URL's host) cost more than signing. Bounded: emptied when it reaches its size.
+        self._hooks: dict[tuple[str, tuple[str, ...]], WebhookChannel] = {}
 
     def kind(self, destination: str) -> str:
         """The destination's channel type (webhook, slack, ...), a metrics label."""
@@ -91,7 +95,13 @@ class ChannelRegistry:
             raise DestinationError(f"client {client!r} is no longer configured")
         if not settings.webhook_secrets:
             raise DestinationError(f"client {client!r} has no webhook_secrets to sign with")
-        return self._webhook(url, [s.get_secret_value() for s in settings.webhook_secrets])
+        key = (url, tuple(s.get_secret_value() for s in settings.webhook_secrets))
+        channel = self._hooks.get(key)
+        if channel is None:
+            if len(self._hooks) >= WATCH_HOOKS_KEPT:
+                self._hooks.clear()
+            channel = self._hooks[key] = self._webhook(url, list(key[1]))
+        return channel
 
     def _webhook(self, url: str, secrets: list[str]) -> WebhookChannel:
         return WebhookChannel(

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 class WebhookChannel:
     """Posts each event as JSON to one URL, signed with every configured secret."""
 
+    ends_within_timeout = True  # one deadline covers a whole send: DNS, connect, upload, answer
+
     def __init__(
         self,
         *,
@@ -45,6 +47,7 @@ class WebhookChannel:
         self._secrets = tuple(secrets)
         self._poster = poster_for(client, timeout_s=timeout_s)
         self._allowed_hosts = tuple(allowed_hosts)
+        self._allowed = is_allowed_url(url, allowed_hosts=self._allowed_hosts)
         self._timeout_s = timeout_s
         self._user_agent = user_agent
         self._resolve = resolve
@@ -73,7 +76,7 @@ class WebhookChannel:
     async def _check(self, deadline: float) -> list[IPAddress]:
         """The guard's verdict: the addresses to connect to (none for an allowed host, which
         needs no DNS and so no timer)."""
-        if is_allowed_url(self._url, allowed_hosts=self._allowed_hosts):
+        if self._allowed:
             return []
         async with asyncio.timeout_at(deadline):
             return await check_url(
