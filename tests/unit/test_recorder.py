@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import pytest
 
-from bridge.delivery.recorder import Recorder
+from bridge.delivery.recorder import GATHER_UNTIL, Recorder
 from bridge.store.outbox import AttemptResult
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -36,8 +36,29 @@ class Outbox:
             raise RuntimeError("the database went away")
 
 
-def recorder(outbox: Outbox) -> Recorder:
-    return Recorder(cast(Any, outbox), owner="me")
+def recorder(outbox: Outbox, *, gather_s: float = 0.0) -> Recorder:
+    return Recorder(cast(Any, outbox), owner="me", gather_s=gather_s)
+
+
+async def test_a_small_batch_waits_for_more_results_and_a_full_one_is_written_at_once():
+    outbox = Outbox()
+    outbox.release.set()
+    writer = recorder(outbox, gather_s=0.2)
+    for n in range(3):
+        writer.submit(result(n), now=lambda: AT, done=lambda ok: None)
+        await asyncio.sleep(0.01)  # each comes while the first waits for company
+    async with asyncio.timeout(5):
+        await writer.drain()
+    assert outbox.batches == [["dlv_0", "dlv_1", "dlv_2"]]
+
+    big = Outbox()
+    big.release.set()
+    full = recorder(big, gather_s=3600)  # a batch of GATHER_UNTIL never waits
+    for n in range(GATHER_UNTIL):
+        full.submit(result(n), now=lambda: AT, done=lambda ok: None)
+    async with asyncio.timeout(5):
+        await full.drain()
+    assert [len(b) for b in big.batches] == [GATHER_UNTIL]
 
 
 async def test_results_queued_during_a_write_go_in_the_next_batch_and_each_hears_it_was_written():
