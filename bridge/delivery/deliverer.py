@@ -39,10 +39,13 @@ log = logging.getLogger(__name__)
 MAX_SENDING = 64  # sends under way in one replica
 PER_DESTINATION = 4  # of which to one configured channel; to one receiver (URL origin) at first
 PER_RECEIVER_FAST = 16  # to a receiver that keeps answering 2xx within lanes.FAST_S
-LANE_DEPTH = 256  # claimed rows one destination may hold (sending, waiting or being recorded)
-REFILL_AT = 128  # a lane is claimed for again when no more than this many rows still wait
-MAX_HELD = 2048  # claimed rows one replica may hold: 8 full lanes
-CLAIM_READ = 256  # rows one claim leases at most
+# A claim costs about the same whatever it takes (it reads every pending row once: the heads'
+# window), so a busy receiver's lane is filled in batches of about REFILL_AT: half as many claims
+# as at 256/128 made SQLite's drain about a tenth faster, PostgreSQL's about 4%.
+LANE_DEPTH = 512  # claimed rows one destination may hold (sending, waiting or being recorded)
+REFILL_AT = 256  # a lane is claimed for again when no more than this many rows still wait
+MAX_HELD = 2048  # claimed rows one replica may hold: 4 full lanes
+CLAIM_READ = 512  # rows one claim leases at most
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 LEASE_WAIT_S = 120.0  # how long a lease lets a row wait in its lane (at least 2 turns)
 CANCEL_WAIT_S = 5.0  # how long shutdown waits for a cancelled write to end

@@ -30,7 +30,8 @@ def lease_for(timeout_s: float) -> float:
 @pytest.mark.parametrize(
     ("timeout_s", "turns"),
     [
-        (1.0, 64),  # a full lane (256 rows, 4 at a time) fits in LEASE_WAIT_S
+        (0.5, 128),  # a full lane (512 rows, 4 at a time) fits in LEASE_WAIT_S
+        (1.0, 120),  # it does not: 120 s of waiting
         (10.0, 12),  # the default: 120 s of waiting
         (300.0, 2),  # the longest timeout: still a turn of waiting and the send itself
     ],
