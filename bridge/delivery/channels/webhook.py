@@ -10,6 +10,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 
 import httpx
+import orjson
 
 from bridge.clock import utcnow
 from bridge.delivery import signing
@@ -55,7 +56,7 @@ class WebhookChannel:
 
     async def send(self, message: Message) -> SendResult:
         """Make one signed POST of the event; raise SendError unless the receiver answered 2xx."""
-        body = json.dumps(dict(message.payload), separators=(",", ":")).encode("utf-8")
+        body = _compact_json(dict(message.payload))
         deadline = asyncio.get_running_loop().time() + self._timeout_s
         try:
             # One deadline for the whole attempt: DNS, connect, upload and response headers.
@@ -133,6 +134,19 @@ class WebhookChannel:
             response_excerpt=answer.excerpt,
             permanent=http_status_is_permanent(status),
         )
+
+
+def _compact_json(payload: dict[str, object]) -> bytes:
+    """Compact JSON with non-ASCII characters escaped (`\u00e9`), as json.dumps writes it: through
+    orjson (json.dumps was 4% of a drain) unless the text is not all ASCII. The bytes are
+    json.dumps' but for a small float's exponent (orjson writes 1e-7 for 1e-07: the same number)."""
+    try:
+        body: bytes | None = orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # what orjson refuses (a lone surrogate, a 65-bit integer)
+        body = None
+    if body is not None and body.isascii():
+        return body
+    return json.dumps(payload, separators=(",", ":")).encode("ascii")
 
 
 def _is_ip_literal(host: str) -> bool:
