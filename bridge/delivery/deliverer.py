@@ -46,6 +46,7 @@ LANE_DEPTH = 512  # claimed rows one destination may hold (sending, waiting or b
 REFILL_AT = 256  # a lane is claimed for again when no more than this many rows still wait
 MAX_HELD = 2048  # claimed rows one replica may hold: 4 full lanes
 CLAIM_READ = 512  # rows one claim leases at most
+FIRST_CLAIM = 64  # or this many when nothing is held: they go out while the next claim reads more
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
 LEASE_WAIT_S = 120.0  # how long a lease lets a row wait in its lane (at least 2 turns)
 CANCEL_WAIT_S = 5.0  # how long shutdown waits for a cancelled write to end
@@ -112,7 +113,9 @@ class Deliverer:
     async def dispatch_due(self, now: datetime | None = None) -> int:
         """Claim due deliveries into the lanes with room and start what may start (the
         scheduler's step); return how many it claimed when more may be due, else 0."""
-        held, more = await self._dispatch(now, limit=CLAIM_READ)
+        # A burst's first rows start sooner: reading and leasing 512 took 20-40 ms.
+        limit = FIRST_CLAIM if self._lanes.held() == 0 else CLAIM_READ
+        held, more = await self._dispatch(now, limit=limit)
         return len(held) if more else 0
 
     async def deliver_due(self, now: datetime | None = None, *, limit: int = 200) -> int:

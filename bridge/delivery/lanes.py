@@ -112,6 +112,10 @@ class Lanes:
         """How many more rows a claim may take."""
         return self.held_limit - len(self._ids)
 
+    def held(self) -> int:
+        """Rows held now (waiting, sending or being recorded)."""
+        return len(self._ids)
+
     def sending(self) -> int:
         """Rows being sent now."""
         return self._sending
