@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_SENDING = 64  # sends under way in one replica
 PER_DESTINATION = 4  # of which to one configured channel; to one receiver (URL origin) at first
-PER_RECEIVER_FAST = 16  # to a receiver that keeps answering 2xx within lanes.FAST_S
+PER_RECEIVER_FAST = 32  # to a receiver that keeps answering 2xx within lanes.FAST_S
 # A claim costs about the same whatever it takes (it reads every pending row once: the heads'
 # window), so a busy receiver's lane is filled in batches of about REFILL_AT: half as many claims
 # as at 256/128 made SQLite's drain about a tenth faster, PostgreSQL's about 4%.
