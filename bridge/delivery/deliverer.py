@@ -99,6 +99,10 @@ class Deliverer:
         self._counters: dict[tuple[str, str], Any] = {}
         self._closed = False
 
+    def held(self) -> int:
+        """Claimed rows this replica holds now: waiting, being sent or being recorded."""
+        return self._lanes.held()
+
     @property
     def lease_s(self) -> float:
         """A claim's lease: a row waits its turns in the lane (each a whole timeout at worst), then
