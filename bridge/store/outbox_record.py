@@ -90,7 +90,9 @@ _RECORD_UNNESTED = text(
 
 
 def _cap(text: str | None, limit: int) -> str | None:
-    return None if text is None else text[:limit]
+    """The text cut to `limit`, a NUL (which PostgreSQL's text cannot hold: a receiver's body with
+    one failed the whole batch's write, and every delivery in it was sent again) as U+FFFD."""
+    return None if text is None else text[:limit].replace("\x00", "\ufffd")
 
 
 async def write_attempts(

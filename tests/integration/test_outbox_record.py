@@ -90,6 +90,36 @@ async def test_a_batch_moves_each_delivery_on_and_records_each_attempt(store: St
     assert sorted(row.id for row in again) == sorted([ids[1], ids[3]])
 
 
+async def test_a_nul_in_a_receivers_answer_is_recorded_without_failing_the_batch(
+    store: Store,
+) -> None:
+    # PostgreSQL's text holds no NUL: written as is, it failed the batch's write, and every
+    # delivery in the batch (other clients' too) was sent again when its lease ran out.
+    watches, claimed = await _claimed(store, 2)
+    hostile, other = (row.id for row in claimed)
+    results = [
+        AttemptResult(
+            hostile,
+            AT,
+            1.0,
+            "pending",
+            next_attempt_at=AT,
+            status_code=500,
+            error="HTTP 500 \x00",
+            response_excerpt="a\x00b",
+        ),
+        AttemptResult(other, AT, 1.0, "delivered", status_code=200, response_excerpt="ok"),
+    ]
+    await store.outbox.record_attempts(results, now=AT, owner="me")
+    attempts = await store.outbox.attempts_of([hostile, other])
+    [first] = attempts[hostile]
+    assert (first.error, first.response_excerpt) == ("HTTP 500 \ufffd", "a\ufffdb")
+    [second] = attempts[other]
+    assert second.status_code == 200
+    states = {(await _delivery(store, w.id)).status for w in watches}
+    assert states == {"pending", "delivered"}
+
+
 async def test_a_lost_lease_or_a_cancelled_delivery_is_not_moved_on(store: Store) -> None:
     watches, claimed = await _claimed(store, 2, owner="slow")
     by_watch = {row.watch_id: row.id for row in claimed}
