@@ -1,19 +1,18 @@
 """write_attempts(conn, results, ...): a batch of delivery attempts recorded, each delivery moved on.
 
-On PostgreSQL the batch goes as arrays, one parameter per column, unnested by the server: one
-statement whatever the batch's size, run on its own (`Outbox._write_attempts`), where an
-executemany bound every row's values one by one (a quarter of a delivery drain's CPU). SQLite,
-whose statements run in the same process anyway, takes the rows as an executemany of tuples.
+On PostgreSQL the batch goes as one JSON document, turned into rows by the server: one statement
+whatever the batch's size, run on its own (`Outbox._write_attempts`), where an executemany bound
+every row's values one by one (a quarter of a delivery drain's CPU). SQLite, whose statements run
+in the same process anyway, takes the rows as an executemany of tuples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Float, Integer, String, Text, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 if TYPE_CHECKING:
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 EXCERPT_CHARS = 1_000
 ERROR_CHARS = 1_000
 
-_WHEN = ARRAY(DateTime(timezone=True))
 
 # SQLite: moves a delivery on unless its lease passed to another owner or it is no longer
 # pending (a watch cancelled meanwhile stays dead); one row per tuple (`_rows`).
@@ -39,16 +37,26 @@ _INSERT_ATTEMPTS_SQLITE = (
 )
 
 
-# One statement, run on its own (autocommit: one round trip, where BEGIN, two statements and
-# COMMIT were four, each waking the server). The rows are locked in id order, each before it is
-# updated (the order cancel_watch locks them in: two writers never deadlock), and moved on unless
-# the lease passed to another owner or the delivery is no longer pending (a watch cancelled
-# meanwhile stays dead);
-# the counted attempts are inserted whatever became of the lease (they happened). A data-modifying
-# WITH runs to completion whether or not the INSERT reads it.
-_RECORD_UNNESTED = text(
-    "WITH locked AS ("
-    "  SELECT id, status, lease_owner FROM deliveries WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"
+# PostgreSQL: one statement, run on its own (autocommit: one round trip, where BEGIN, two
+# statements and COMMIT were four, each waking the server). The batch goes as one JSON document
+# (`json_to_recordset`) and the ids as one array, through the driver as is: fifteen arrays, bound
+# through SQLAlchemy's types, cost 0.83 ms of CPU per batch of 33 against 0.52. The rows are
+# locked in id order, each before it is updated (the order cancel_watch locks them in: two writers
+# never deadlock), and moved on unless the lease passed to another owner or the delivery is no
+# longer pending (a watch cancelled meanwhile stays dead), as the locked rows say (FOR UPDATE
+# returns their latest version): tested beside the ids, `status = 'pending'` led a planner with
+# statistics from before a burst to scan every pending row. The counted attempts are inserted
+# whatever became of the lease (they happened). A data-modifying WITH runs to completion whether
+# or not the INSERT reads it.
+_RECORD_JSON = (
+    "WITH u AS ("
+    "  SELECT * FROM json_to_recordset($1::json) AS u("
+    "   id text, status text, counted int, next_attempt_at timestamptz, status_code int,"
+    "   error text, delivered_at timestamptz, attempted_at timestamptz, duration_ms float8,"
+    "   excerpt text)"
+    "), locked AS ("
+    "  SELECT id, status, lease_owner FROM deliveries WHERE id = ANY($2::varchar[])"
+    "  ORDER BY id FOR UPDATE"
     "), moved AS ("
     " UPDATE deliveries AS d SET"
     "  status = u.status,"
@@ -59,33 +67,15 @@ _RECORD_UNNESTED = text(
     "  delivered_at = u.delivered_at,"
     "  lease_owner = NULL,"
     "  lease_expires_at = NULL,"
-    "  updated_at = :now"
-    " FROM locked, unnest(:ids, :statuses, :counted, :next_at, :status_codes, :errors, :delivered)"
-    "  AS u(id, status, counted, next_attempt_at, status_code, error, delivered_at)"
+    "  updated_at = $3"
+    " FROM locked, u"
     " WHERE d.id = locked.id AND u.id = locked.id"
-    "  AND locked.lease_owner = :owner AND locked.status = 'pending'"
+    "  AND locked.lease_owner = $4 AND locked.status = 'pending'"
     " RETURNING d.id"
     ")"
     " INSERT INTO delivery_attempts"
     " (delivery_id, attempted_at, status_code, error, duration_ms, response_excerpt)"
-    " SELECT * FROM unnest("
-    "  :a_ids, :a_attempted_at, :a_status_codes, :a_errors, :a_durations, :a_excerpts)"
-).bindparams(
-    bindparam("ids", type_=ARRAY(String)),
-    bindparam("statuses", type_=ARRAY(String)),
-    bindparam("counted", type_=ARRAY(Integer)),
-    bindparam("next_at", type_=_WHEN),
-    bindparam("status_codes", type_=ARRAY(Integer)),
-    bindparam("errors", type_=ARRAY(Text)),
-    bindparam("delivered", type_=_WHEN),
-    bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("owner", type_=String),
-    bindparam("a_ids", type_=ARRAY(String)),
-    bindparam("a_attempted_at", type_=_WHEN),
-    bindparam("a_status_codes", type_=ARRAY(Integer)),
-    bindparam("a_errors", type_=ARRAY(Text)),
-    bindparam("a_durations", type_=ARRAY(Float)),
-    bindparam("a_excerpts", type_=ARRAY(Text)),
+    " SELECT id, attempted_at, status_code, error, duration_ms, excerpt FROM u WHERE counted = 1"
 )
 
 
@@ -101,35 +91,46 @@ async def write_attempts(
     """Insert the counted attempts and move each delivery on (see `Outbox.record_attempts`);
     `results` in delivery id order."""
     if conn.dialect.name == "postgresql":
-        await _unnested(conn, results, now=now, owner=owner)
+        await _as_json(conn, results, now=now, owner=owner)
     else:
         await _rows(conn, results, now=now, owner=owner)
 
 
-async def _unnested(
+async def _as_json(
     conn: AsyncConnection, results: Sequence[AttemptResult], *, now: datetime, owner: str
 ) -> None:
-    counted = [r for r in results if r.counted]
-    await conn.execute(
-        _RECORD_UNNESTED,
+    rows = [
         {
-            "ids": [r.delivery_id for r in results],
-            "statuses": [r.status for r in results],
-            "counted": [int(r.counted) for r in results],
-            "next_at": [r.next_attempt_at if r.status == "pending" else None for r in results],
-            "status_codes": [r.status_code for r in results],
-            "errors": [_cap(r.error, ERROR_CHARS) for r in results],
-            "delivered": [r.attempted_at if r.status == "delivered" else None for r in results],
-            "now": now,
-            "owner": owner,
-            "a_ids": [r.delivery_id for r in counted],
-            "a_attempted_at": [r.attempted_at for r in counted],
-            "a_status_codes": [r.status_code for r in counted],
-            "a_errors": [_cap(r.error, ERROR_CHARS) for r in counted],
-            "a_durations": [r.duration_ms for r in counted],
-            "a_excerpts": [_cap(r.response_excerpt, EXCERPT_CHARS) for r in counted],
-        },
-    )
+            "id": r.delivery_id,
+            "status": r.status,
+            "counted": int(r.counted),
+            "next_attempt_at": r.next_attempt_at if r.status == "pending" else None,
+            "status_code": r.status_code,
+            "error": _cap(r.error, ERROR_CHARS),
+            "delivered_at": r.attempted_at if r.status == "delivered" else None,
+            "attempted_at": r.attempted_at,
+            "duration_ms": r.duration_ms,
+            "excerpt": _cap(r.response_excerpt, EXCERPT_CHARS),
+        }
+        for r in results
+    ]
+    ids = [r.delivery_id for r in results]
+    await conn.exec_driver_sql(_RECORD_JSON, (_json_rows(rows), ids, _aware(now), owner))
+
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    """The rows as JSON, times as RFC 3339 with their UTC offset (aware datetimes only)."""
+    for row in rows:
+        for key in ("next_attempt_at", "delivered_at", "attempted_at"):
+            if row[key] is not None:
+                row[key] = _aware(row[key])
+    return orjson.dumps(rows).decode()
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use aware UTC")
+    return value.astimezone(UTC)
 
 
 async def _rows(

@@ -47,7 +47,7 @@ async def test_claims_and_records_find_their_rows_by_key_on_a_fresh_outbox(pg_ur
         sent: list[tuple[str, Any]] = []
 
         def caught(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-            if statement.lstrip().startswith("WITH locked AS"):  # the lease, the record
+            if "FOR UPDATE" in statement:  # the lease and the record lock their rows
                 sent.append((statement, parameters))
 
         event.listen(store.db.engine.sync_engine, "before_cursor_execute", caught)
