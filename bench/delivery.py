@@ -70,6 +70,7 @@ from bridge.delivery.http import open_http
 from bridge.delivery.lanes import Lanes
 from bridge.events.payloads import iso
 from bridge.ids import new_id
+from bridge.ops.heap import settle_heap
 from bridge.ops.logs import configure_logging
 from bridge.ops.metrics import Metrics
 from bridge.store import Store, open_store
@@ -565,6 +566,7 @@ async def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     configure_logging("INFO")  # as `serve` logs: whatever it writes per delivery is paid here too
+    settle_heap()  # as `serve` tunes the collector once everything is imported
     report: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "lanes": lane_limits(lanes_for(args)),

@@ -48,6 +48,7 @@ from bench.simserver import wait_ready
 from bridge.clock import utcnow
 from bridge.config import parse_config
 from bridge.events.routing import Router
+from bridge.ops.heap import settle_heap
 from bridge.ops.metrics import Metrics
 from bridge.polling.poller import Poller
 from bridge.polling.pool import UpstreamPool
@@ -308,6 +309,7 @@ async def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--transports", default="aiohttp", help="aiohttp, httpx or both")
     args = parser.parse_args()
+    settle_heap()  # as `serve` tunes the collector once everything is imported
     transports = args.transports.split(",")
     report: dict[str, object] = {"jobs": args.jobs, "seconds": args.seconds, "cpus": os.cpu_count()}
     with simulator(args.jobs) as (url, keys, jobs):

@@ -62,6 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bridge.app import create_app
+    from bridge.ops.heap import settle_heap
     from bridge.ops.logs import configure_logging
 
     config = _load(args.config)
@@ -71,9 +72,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"storage.url: {problem}", file=sys.stderr)
         return 1
     configure_logging(os.environ.get("BRIDGE_LOG_LEVEL", "INFO"))
+    app = create_app(config)
+    settle_heap()  # everything is imported and built: what lives as long as the process
     server = _draining_server_class()(
         uvicorn.Config(
-            create_app(config),
+            app,
             host=config.server.host,
             port=config.server.port,
             log_config=None,
