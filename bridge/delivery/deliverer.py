@@ -44,7 +44,8 @@ PER_RECEIVER_FAST = 32  # to a receiver that keeps answering 2xx within lanes.FA
 # as at 256/128 made SQLite's drain about a tenth faster, PostgreSQL's about 4%.
 LANE_DEPTH = 512  # claimed rows one destination may hold (sending, waiting or being recorded)
 REFILL_AT = 256  # a lane is claimed for again when no more than this many rows still wait
-MAX_HELD = 2048  # claimed rows one replica may hold: 4 full lanes
+MAX_HELD = 8 * LANE_DEPTH  # claimed rows one replica may hold: 8 full lanes (hanging receivers'
+# included) leave room for the rest
 CLAIM_READ = 512  # rows one claim leases at most
 FIRST_CLAIM = 64  # or this many when nothing is held: they go out while the next claim reads more
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live
@@ -159,8 +160,9 @@ class Deliverer:
         if any(self._lanes.claimable(where) for where in wanting):
             self._wake()
         # Rows refused here were for lanes now full, which the next claim passes over; other
-        # lanes' rows past what was read come with the next tick or nudge.
-        return held, len(claimed) == room
+        # lanes' rows past what was read come with the next tick or nudge. Rows another replica
+        # took first leave room that may be filled at once.
+        return held, len(claimed) == room or claimed.passed_over > 0
 
     def _pump(self) -> None:
         """Start every waiting row its lane and the replica have room for (in turns while rows
@@ -232,7 +234,7 @@ class Deliverer:
         sent: SendResult | SendError
         if isinstance(channel, SendError):
             sent = channel
-        elif getattr(channel, "ends_within_timeout", False):
+        elif getattr(channel, "ends_within_timeout", False) is True:
             # It gives up after the configured timeout, which the lease still had room for when
             # the row started (`_pump`): no second timer.
             sent = await self._send(channel, row, held.import_view)
@@ -269,7 +271,8 @@ class Deliverer:
         return result
 
     def _channel(self, row: ClaimedDelivery) -> Channel | SendError:
-        """The row's channel, or why it has none."""
+        """The row's channel, or why it has none (an attempt all the same: it is recorded and
+        counted, and the delivery goes dead in the end rather than block its stream)."""
         try:
             return self._channels.for_destination(
                 row.destination, webhook_url=row.webhook_url, client=row.client
@@ -277,6 +280,12 @@ class Deliverer:
         except DestinationError as exc:
             # A channel gone from the config, a client without secrets: no retry can fix it.
             return SendError(str(exc), permanent=True)
+        except Exception as exc:
+            log.exception(
+                "channel could not be built",
+                extra={"delivery_id": row.id, "destination": row.destination},
+            )
+            return SendError(f"internal error in channel: {type(exc).__name__}")
 
     async def _send(
         self, channel: Channel, row: ClaimedDelivery, view: Mapping[str, Any] | None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -153,7 +154,11 @@ class HttpxPoster:
         except (TimeoutError, httpx.HTTPError):
             excerpt = None  # the status is what counts; a body cut short does not change it
         finally:
-            await response.aclose()
+            # Bounded too: a webhook's send ends within its deadline (the deliverer sets no timer
+            # of its own around it), give or take this close.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(max(deadline, asyncio.get_running_loop().time() + 1)):
+                    await response.aclose()
         return Answer(response.status_code, response.headers.get("retry-after"), excerpt)
 
 

@@ -22,7 +22,8 @@ def settle_heap() -> None:
     """Collect what startup left, set aside what remains for good, and collect less often.
 
     Call once, after startup, in the process that serves (never in a test process that builds
-    many apps: what is frozen is never collected)."""
+    many apps: what is frozen is never collected, should it become garbage later). The thresholds
+    are CPython 3.11-3.13's generational ones (3.14's incremental collector reads them otherwise)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(GEN0_THRESHOLD, GEN1_THRESHOLD, GEN2_THRESHOLD)

@@ -99,6 +99,13 @@ class AttemptRecord:
     response_excerpt: str | None
 
 
+class Claimed(list[ClaimedDelivery]):
+    """A claim's leased rows, oldest due first, and how many rows it admitted that another
+    replica took first (`passed_over`)."""
+
+    passed_over: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class DueHead:
     """A delivery a claim may lease, as far as whether to take it is concerned."""
@@ -136,14 +143,16 @@ class Outbox(Repository):
         limit: int,
         busy: Busy = NOTHING_BUSY,
         admit: Callable[[DueHead], bool] | None = None,
-    ) -> list[ClaimedDelivery]:
+    ) -> Claimed:
         """Lease up to `limit` due deliveries whose earlier events are settled, oldest due first.
 
         Rows for `busy` destinations are not read; of the due rows, only those `admit` accepts
-        (asked in due order: the caller's concurrency policy) are read in full and leased.
+        (asked in due order: the caller's concurrency policy) are read in full and leased. Rows
+        admitted but taken meanwhile by another replica are counted in `passed_over`: the caller
+        may claim again at once rather than wait for its next tick.
         """
-        # Spares: rows another replica is claiming now, and rows `admit` refuses, leave room for
-        # more. SQLite binds the ids one variable each: fewer than its oldest default limit (999).
+        # Spares: rows `admit` refuses (their lane is full) leave room for others' rows. SQLite
+        # binds the ids one variable each: fewer than its oldest default limit (999).
         spares = limit * HEAD_SPARES
         if self.dialect != "postgresql":
             spares = min(spares, SQLITE_MAX_IDS)
@@ -155,26 +164,30 @@ class Outbox(Repository):
         }
         if self.dialect == "postgresql":
             # Each statement on its own: the lease is checked again under the row locks, so a row
-            # another replica leased or sent since the heads were read is passed over.
+            # another replica leased or sent since the heads were read is passed over. The lease
+            # commits with its statement: should the connection drop before the rows are read
+            # back, they come back when it ends, as a crashed replica's do.
             async with self.engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 ids = _admitted(await conn.execute(heads, {DUE_NOW: now}), admit, limit)
                 if not ids:
-                    return []
+                    return Claimed()
                 leased = await conn.execute(LEASED_LOCKED, {"claim_ids": ids, **lease})
-                return [_claimed(row) for row in leased]
+                taken = Claimed(_claimed(row) for row in leased)
+            taken.passed_over = len(ids) - len(taken)
+            return taken
         # SQLite: one process, whose single pooled connection serialises claims.
         async with self.engine.begin() as conn:
             ids = _admitted(await conn.execute(heads, {DUE_NOW: now}), admit, limit)
             if not ids:
-                return []
+                return Claimed()
             found = await conn.execute(CANDIDATES, {"claim_ids": ids, "claim_now": now})
             candidates = [_claimed(row) for row in found]
             if not candidates:
-                return []
+                return Claimed()
             taken = await conn.execute(LEASE, {"claim_ids": [c.id for c in candidates], **lease})
             leased = set(taken.scalars())
-        return [c for c in candidates if c.id in leased]
+        return Claimed(c for c in candidates if c.id in leased)
 
     async def record_attempts(
         self, results: Sequence[AttemptResult], *, now: datetime, owner: str

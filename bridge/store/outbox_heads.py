@@ -1,5 +1,7 @@
 """The outbox claim's SQL: due_heads(...) picks which pending deliveries a claim may lease, oldest
-due first; CANDIDATES reads them by key, LEASE takes them.
+due first, with what the lanes' admission needs (destination, URL); on PostgreSQL LEASED_LOCKED
+locks, leases and reads the admitted ones in one statement, on SQLite CANDIDATES reads them by key
+and LEASE takes them.
 
 A delivery may go only when it heads its stream to its destination (no earlier one of the stream
 is pending there): event N+1 of a watch after event N. The head is found with a window over the
@@ -80,10 +82,11 @@ def lease_free(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
 
 @functools.lru_cache(maxsize=256)
 def due_heads(*, busy: Busy, limit: int) -> Select[Any]:
-    """The ids of up to `limit` deliveries a claim may lease at `due_now` (a parameter: execute
-    with `{DUE_NOW: now}`), oldest due first: pending, due, unleased, still wanted, heading their
-    stream, and not for a `busy` destination. Built once per (busy, limit): adapting the filters
-    to the window's subquery was a tenth of a claim's CPU."""
+    """The id, destination and webhook URL of up to `limit` deliveries a claim may lease at
+    `due_now` (a parameter: execute with `{DUE_NOW: now}`), oldest due first: pending, due,
+    unleased, still wanted, heading their stream, and not for a `busy` destination. Built once
+    per (busy, limit): adapting the filters to the window's subquery was a tenth of a claim's
+    CPU."""
     p = _PENDING.c
     now = bindparam(DUE_NOW, type_=D.c.next_attempt_at.type)
     url = func.coalesce(watches.c.webhook_url, imports.c.webhook_url).label("webhook_url")

@@ -80,9 +80,14 @@ _RECORD_JSON = (
 
 
 def _cap(text: str | None, limit: int) -> str | None:
-    """The text cut to `limit`, a NUL (which PostgreSQL's text cannot hold: a receiver's body with
-    one failed the whole batch's write, and every delivery in it was sent again) as U+FFFD."""
-    return None if text is None else text[:limit].replace("\x00", "\ufffd")
+    """The text cut to `limit`, storable whatever a receiver answered: a NUL (which PostgreSQL's
+    text cannot hold) as U+FFFD, a lone surrogate (a mail server's byte that is not UTF-8, as
+    aiosmtplib decodes it) as "?". Either failed the whole batch's write, and every delivery in it
+    was sent again."""
+    if text is None:
+        return None
+    text = text[:limit].replace("\x00", "\ufffd")
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def write_attempts(

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from bridge.delivery.channels.webhook import _compact_json
 
-_SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text()
+_EDGES = st.text(alphabet='ab\x00\x1f\x7f\x80"\\/\n\u2028\U0001f600')  # escapes' edges
+_SCALARS = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text() | _EDGES
 _VALUES = st.recursive(
     _SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
@@ -28,8 +29,9 @@ def test_floats_read_back_as_they_were(payload):
     assert json.loads(_compact_json(payload)) == payload
 
 
-def test_non_ascii_text_is_escaped():
+def test_non_ascii_text_and_del_are_escaped():
     assert _compact_json({"note": "café ✓"}) == b'{"note":"caf\\u00e9 \\u2713"}'
+    assert _compact_json({"note": "a\x7fb"}) == b'{"note":"a\\u007fb"}'
 
 
 def test_what_orjson_refuses_is_written_by_json_dumps():
