@@ -96,7 +96,9 @@ class Deliverer:
         self._claiming = asyncio.Lock()  # one claim at a time: each sees what the last took
         self._wanting: set[Destination] = set()  # lanes that asked for more while a claim ran
         self._sends: set[asyncio.Task[None]] = set()
-        self._recorder = Recorder(store.outbox, owner=owner)
+        self._recorder = Recorder(
+            store.outbox, owner=owner, expecting=lambda: self._lanes.sending() > 0
+        )
         self._counters: dict[tuple[str, str], Any] = {}
         self._closed = False
 

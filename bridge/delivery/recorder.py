@@ -1,8 +1,9 @@
 """Recorder: writes delivery attempts in batches, so sends never wait on one another's writes:
 whatever queued up during one write goes in the next, and a batch smaller than GATHER_UNTIL waits
-GATHER_S for more first. A write's cost is mostly per statement, not per row (in the delivery
-harness on PostgreSQL, batches of ~11 became ~25 and the CPU per delivery fell by about a tenth);
-a result waiting to be written holds back only the next event of its own stream.
+GATHER_S for more first while more may come (sends are under way). A write's cost is mostly per
+statement, not per row (in the delivery harness on PostgreSQL, batches of ~11 became ~25 and the
+CPU per delivery fell by about a tenth); a result waiting to be written holds back only the next
+event of its own stream.
 """
 
 from __future__ import annotations
@@ -30,10 +31,18 @@ class Recorder:
     when its batch is written, so no send waits on a future of its own (one future and one task
     wake-up less per delivery)."""
 
-    def __init__(self, outbox: Outbox, *, owner: str, gather_s: float = GATHER_S) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        owner: str,
+        gather_s: float = GATHER_S,
+        expecting: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._outbox = outbox
         self._owner = owner
         self._gather_s = gather_s
+        self._expecting = expecting  # whether more results may come soon (sends are under way)
         self._queued: list[_Queued] = []
         self._writing: list[_Queued] = []  # the batch being written now
         self._writer: asyncio.Task[None] | None = None
@@ -65,7 +74,7 @@ class Recorder:
 
     async def _write(self) -> None:
         while self._queued:
-            if len(self._queued) < GATHER_UNTIL and self._gather_s > 0:
+            if len(self._queued) < GATHER_UNTIL and self._gather_s > 0 and self._expecting():
                 await asyncio.sleep(self._gather_s)
             self._writing, self._queued = self._queued, []
             await self._write_batch(self._writing)

@@ -60,6 +60,14 @@ async def test_a_small_batch_waits_for_more_results_and_a_full_one_is_written_at
         await full.drain()
     assert [len(b) for b in big.batches] == [GATHER_UNTIL]
 
+    alone = Outbox()
+    alone.release.set()
+    last = Recorder(cast(Any, alone), owner="me", gather_s=3600, expecting=lambda: False)
+    last.submit(result(0), now=lambda: AT, done=lambda ok: None)  # no send under way: no wait
+    async with asyncio.timeout(5):
+        await last.drain()
+    assert alone.batches == [["dlv_0"]]
+
 
 async def test_results_queued_during_a_write_go_in_the_next_batch_and_each_hears_it_was_written():
     outbox = Outbox()
