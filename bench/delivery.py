@@ -79,6 +79,7 @@ from bridge.store.tables import deliveries, events, watches
 
 RAW_CONCURRENCY = tuple(sorted({1, PER_DESTINATION, 8, 16, PER_RECEIVER_FAST, MAX_SENDING}))
 HANGING_WATCHES = 6  # per hanging receiver: more than its PER_DESTINATION slots
+PROBE_S = 0.001  # how often the end of a drain is looked for (`until_settled`)
 TARGETS = {"per_second": 500, "ratio_to_best_raw": 0.6, "p99_ms": 100}  # issue 13
 
 Post = Callable[[], Awaitable[None]]  # one raw POST
@@ -245,7 +246,7 @@ async def until_settled(probe: AsyncEngine, held: Callable[[], int]) -> None:
         while True:
             if held() == 0 and (await conn.execute(query)).first() is None:
                 return
-            await asyncio.sleep(0.001)
+            await asyncio.sleep(PROBE_S)
 
 
 @contextlib.asynccontextmanager
