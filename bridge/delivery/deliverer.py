@@ -44,8 +44,8 @@ PER_RECEIVER_FAST = 32  # to a receiver that keeps answering 2xx within lanes.FA
 # as at 256/128 made SQLite's drain about a tenth faster, PostgreSQL's about 4%.
 LANE_DEPTH = 512  # claimed rows one destination may hold (sending, waiting or being recorded)
 REFILL_AT = 256  # a lane is claimed for again when no more than this many rows still wait
-MAX_HELD = 8 * LANE_DEPTH  # claimed rows one replica may hold: 8 full lanes (hanging receivers'
-# included) leave room for the rest
+MAX_HELD = 8 * LANE_DEPTH  # claimed rows one replica may hold: a few hanging receivers' full
+# lanes still leave room for everyone else's
 CLAIM_READ = 512  # rows one claim leases at most
 FIRST_CLAIM = 64  # or this many when nothing is held: they go out while the next claim reads more
 LEASE_MARGIN_S = 10.0  # a send ends this long before its lease does: no replica re-claims it live

@@ -127,7 +127,7 @@ def _admitted(heads: Result[Any], admit: Callable[[DueHead], bool] | None, limit
 
 
 def _claimed(row: Row[Any]) -> ClaimedDelivery:
-    # The claim's columns are the fields, in order (checked where the class is defined).
+    # The claim's columns are the fields, in order (checked at import, below the class).
     return ClaimedDelivery(*row)  # type: ignore[call-arg]
 
 

@@ -1,6 +1,7 @@
 import httpx
 import pytest
 
+import bridge.delivery.channels.registry as registry_module
 from bridge.config import Config
 from bridge.delivery import signing
 from bridge.delivery.channels.email import EmailChannel
@@ -108,3 +109,26 @@ async def test_registry_refuses_a_destination_it_cannot_build(
     with pytest.raises(DestinationError, match=message):
         channels.for_destination(destination, webhook_url=webhook_url, client=client)
     assert channels.kind("gone") == "unknown"
+
+
+async def test_a_watch_webhook_channel_is_kept_per_url_and_client_secrets_up_to_a_bound(
+    http, monkeypatch
+):
+    other = signing.new_secret()
+    reg = registry(
+        http,
+        shop={"token": "shop-token", "accounts": ["main"], "webhook_secrets": [SECRET]},
+        mall={"token": "mall-token", "accounts": ["main"], "webhook_secrets": [other]},
+    )
+
+    def hook(url, client):
+        return reg.for_destination("webhook_url", webhook_url=url, client=client)
+
+    first = hook("https://a.example/in", "shop")
+    assert hook("https://a.example/in", "shop") is first  # built once, not per send
+    assert hook("https://b.example/in", "shop") is not first
+    assert hook("https://a.example/in", "mall") is not first  # another client's secrets
+
+    monkeypatch.setattr(registry_module, "WATCH_HOOKS_KEPT", 3)
+    hook("https://c.example/in", "shop")  # a fourth: the kept ones are let go first
+    assert hook("https://a.example/in", "shop") is not first
