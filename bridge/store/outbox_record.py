@@ -9,11 +9,13 @@ in the same process anyway, takes the rows as an executemany of tuples.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bridge.store.tables import aware_utc
 
 if TYPE_CHECKING:
     from bridge.store.outbox import AttemptResult
@@ -104,38 +106,29 @@ async def write_attempts(
 async def _as_json(
     conn: AsyncConnection, results: Sequence[AttemptResult], *, now: datetime, owner: str
 ) -> None:
-    rows = [
+    rows = [  # times as aware UTC: orjson writes them RFC 3339, offset included
         {
             "id": r.delivery_id,
             "status": r.status,
             "counted": int(r.counted),
-            "next_attempt_at": r.next_attempt_at if r.status == "pending" else None,
+            "next_attempt_at": _utc(r.next_attempt_at) if r.status == "pending" else None,
             "status_code": r.status_code,
             "error": _cap(r.error, ERROR_CHARS),
-            "delivered_at": r.attempted_at if r.status == "delivered" else None,
-            "attempted_at": r.attempted_at,
+            "delivered_at": _utc(r.attempted_at) if r.status == "delivered" else None,
+            "attempted_at": _utc(r.attempted_at),
             "duration_ms": r.duration_ms,
             "excerpt": _cap(r.response_excerpt, EXCERPT_CHARS),
         }
         for r in results
     ]
     ids = [r.delivery_id for r in results]
-    await conn.exec_driver_sql(_RECORD_JSON, (_json_rows(rows), ids, _aware(now), owner))
+    await conn.exec_driver_sql(
+        _RECORD_JSON, (orjson.dumps(rows).decode(), ids, aware_utc(now), owner)
+    )
 
 
-def _json_rows(rows: list[dict[str, Any]]) -> str:
-    """The rows as JSON, times as RFC 3339 with their UTC offset (aware datetimes only)."""
-    for row in rows:
-        for key in ("next_attempt_at", "delivered_at", "attempted_at"):
-            if row[key] is not None:
-                row[key] = _aware(row[key])
-    return orjson.dumps(rows).decode()
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database; use aware UTC")
-    return value.astimezone(UTC)
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else aware_utc(value)
 
 
 async def _rows(
@@ -182,6 +175,4 @@ def _sqlite_time(value: datetime | None) -> str | None:
     so stored times compare as text in time order."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to the database; use aware UTC")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return aware_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")

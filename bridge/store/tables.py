@@ -24,6 +24,13 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 
+def aware_utc(value: datetime) -> datetime:
+    """`value` in UTC; ValueError for a naive datetime (its zone would be a guess)."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the database; use aware UTC")
+    return value.astimezone(UTC)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
 
@@ -33,9 +40,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the database; use aware UTC")
-        value = value.astimezone(UTC)
+        value = aware_utc(value)
         # SQLite stores text: drop the offset so every stored value compares as text in time order.
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 

@@ -40,6 +40,16 @@ async def test_background_nudge_runs_a_step_now():
         await work.stop()
 
 
+async def running(step, started: asyncio.Event) -> Background:
+    """A Background whose only step (ticking hourly) has been nudged and has `started`."""
+    work = Background()
+    work.start({"step": (step, 3600.0)})
+    work.nudge("step")
+    async with asyncio.timeout(5):
+        await started.wait()
+    return work
+
+
 async def test_stop_lets_a_running_step_finish():
     started, release = asyncio.Event(), asyncio.Event()
     finished: list[str] = []
@@ -50,11 +60,7 @@ async def test_stop_lets_a_running_step_finish():
         finished.append("done")
         return 0
 
-    work = Background()
-    work.start({"slow": (step, 3600.0)})
-    work.nudge("slow")
-    async with asyncio.timeout(5):
-        await started.wait()
+    work = await running(step, started)
     stopping = asyncio.ensure_future(work.stop(timeout_s=5))
     await asyncio.sleep(0.05)  # stop() must be waiting on the step, not have cancelled it
     assert not stopping.done()
@@ -78,11 +84,7 @@ async def test_stop_cancels_a_step_that_outlives_its_deadline():
             raise
         return 0
 
-    work = Background()
-    work.start({"stuck": (step, 3600.0)})
-    work.nudge("stuck")
-    async with asyncio.timeout(5):
-        await started.wait()
+    work = await running(step, started)
     async with asyncio.timeout(5):
         await work.stop(timeout_s=0.1)
     assert cancelled == [True]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -36,13 +37,31 @@ class Outbox:
             raise RuntimeError("the database went away")
 
 
-def recorder(outbox: Outbox, *, gather_s: float = 0.0) -> Recorder:
-    return Recorder(cast(Any, outbox), owner="me", gather_s=gather_s)
+def recorder(
+    outbox: Outbox, *, gather_s: float = 0.0, expecting: Callable[[], bool] = lambda: True
+) -> Recorder:
+    return Recorder(cast(Any, outbox), owner="me", gather_s=gather_s, expecting=expecting)
+
+
+def released() -> Outbox:
+    """An outbox whose first write does not wait."""
+    outbox = Outbox()
+    outbox.release.set()
+    return outbox
+
+
+async def queue_up(writer: Recorder, count: int) -> dict[int, bool]:
+    """Submit `count` results one loop turn apart (the writer starts on the first, the rest queue
+    behind it); returns what each is told, as it is told."""
+    told: dict[int, bool] = {}
+    for n in range(count):
+        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
+        await asyncio.sleep(0)
+    return told
 
 
 async def test_a_small_batch_waits_for_more_results_and_a_full_one_is_written_at_once():
-    outbox = Outbox()
-    outbox.release.set()
+    outbox = released()
     writer = recorder(outbox, gather_s=0.2)
     for n in range(3):
         writer.submit(result(n), now=lambda: AT, done=lambda ok: None)
@@ -51,8 +70,7 @@ async def test_a_small_batch_waits_for_more_results_and_a_full_one_is_written_at
         await writer.drain()
     assert outbox.batches == [["dlv_0", "dlv_1", "dlv_2"]]
 
-    big = Outbox()
-    big.release.set()
+    big = released()
     full = recorder(big, gather_s=3600)  # a batch of GATHER_UNTIL never waits
     for n in range(GATHER_UNTIL):
         full.submit(result(n), now=lambda: AT, done=lambda ok: None)
@@ -60,9 +78,8 @@ async def test_a_small_batch_waits_for_more_results_and_a_full_one_is_written_at
         await full.drain()
     assert [len(b) for b in big.batches] == [GATHER_UNTIL]
 
-    alone = Outbox()
-    alone.release.set()
-    last = Recorder(cast(Any, alone), owner="me", gather_s=3600, expecting=lambda: False)
+    alone = released()
+    last = recorder(alone, gather_s=3600, expecting=lambda: False)
     last.submit(result(0), now=lambda: AT, done=lambda ok: None)  # no send under way: no wait
     async with asyncio.timeout(5):
         await last.drain()
@@ -71,11 +88,8 @@ async def test_a_small_batch_waits_for_more_results_and_a_full_one_is_written_at
 
 async def test_results_queued_during_a_write_go_in_the_next_batch_and_each_hears_it_was_written():
     outbox = Outbox()
-    told: dict[int, bool] = {}
     writer = recorder(outbox)
-    for n in range(5):
-        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
-        await asyncio.sleep(0)  # the writer starts on the first; the rest queue behind it
+    told = await queue_up(writer, 5)
     outbox.release.set()
     async with asyncio.timeout(5):
         await writer.drain()
@@ -85,11 +99,8 @@ async def test_results_queued_during_a_write_go_in_the_next_batch_and_each_hears
 
 async def test_a_failed_write_tells_its_batch_false_and_the_next_batch_is_still_written():
     outbox = Outbox(fail={1})
-    told: dict[int, bool] = {}
     writer = recorder(outbox)
-    for n in range(3):
-        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
-        await asyncio.sleep(0)
+    told = await queue_up(writer, 3)
     outbox.release.set()
     async with asyncio.timeout(5):
         await writer.drain()
@@ -99,11 +110,8 @@ async def test_a_failed_write_tells_its_batch_false_and_the_next_batch_is_still_
 
 async def test_cancelling_the_writer_tells_every_unwritten_result_false():
     outbox = Outbox()
-    told: dict[int, bool] = {}
     writer = recorder(outbox)
-    for n in range(4):
-        writer.submit(result(n), now=lambda: AT, done=lambda ok, n=n: told.__setitem__(n, ok))
-        await asyncio.sleep(0)
+    told = await queue_up(writer, 4)
     writer.cancel()  # the first write never returns: shutdown past its deadline
     async with asyncio.timeout(5):
         await writer.drain()
@@ -112,8 +120,7 @@ async def test_cancelling_the_writer_tells_every_unwritten_result_false():
 
 
 async def test_a_follow_up_that_raises_does_not_keep_the_others_from_hearing(caplog):
-    outbox = Outbox()
-    outbox.release.set()
+    outbox = released()
     told: list[int] = []
 
     def done(ok: bool, n: int) -> None:
@@ -132,8 +139,7 @@ async def test_a_follow_up_that_raises_does_not_keep_the_others_from_hearing(cap
 
 @pytest.mark.parametrize("pending", [0, 1])
 async def test_drain_returns_at_once_when_nothing_is_queued(pending):
-    outbox = Outbox()
-    outbox.release.set()
+    outbox = released()
     writer = recorder(outbox)
     if pending:
         writer.submit(result(0), now=lambda: AT, done=lambda ok: None)
