@@ -229,6 +229,9 @@ events = Table(
     UniqueConstraint("watch_id", "sequence", name="uq_events_watch_sequence"),
 )
 
+# Half of each page of the PostgreSQL outbox stays free for the next versions of its rows.
+DELIVERIES_FILLFACTOR = 50
+
 deliveries = Table(
     "deliveries",
     metadata,
@@ -260,6 +263,8 @@ deliveries = Table(
     # The operator API: a channel's deliveries by status, newest first, and its latest delivery.
     Index("ix_deliveries_destination", "destination", "status", "id"),
     Index("ix_deliveries_delivered", "destination", "delivered_at"),
+    # PostgreSQL: room in each page for a row's lease, written as a heap-only tuple (see 0012).
+    postgresql_with={"fillfactor": DELIVERIES_FILLFACTOR},
 )
 
 delivery_attempts = Table(

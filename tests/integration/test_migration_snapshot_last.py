@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import json
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import text
 
-from bridge.store.engine import _MIGRATIONS, create_engine
+from bridge.store.engine import create_engine
 from tests.clock import T0
+from tests.integration.migrations import migrate
 
 JOB = "6f1c2f9e-0000-4000-8000-0000000000bb"
 SNAPSHOT = {"id": JOB, "status": "processing", "items": [{"id": "i1", "status": "queued"}] * 40}
-
-
-def _migrate(step: str, revision: str):
-    def run(connection):
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        cfg.attributes["connection"] = connection
-        getattr(command, step)(cfg, revision)
-
-    return run
 
 
 async def _row_and_columns(conn) -> tuple[tuple, list[str]]:
@@ -55,7 +44,7 @@ async def test_the_snapshot_moves_last_on_sqlite_and_rows_survive_both_ways(stor
     engine = create_engine(storage_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_migrate("upgrade", "0010_discovery"))
+            await conn.run_sync(migrate("upgrade", "0010_discovery"))
             await conn.execute(
                 text(
                     "INSERT INTO upstream_jobs (account, job_id, snapshot, status, final,"
@@ -66,9 +55,9 @@ async def test_the_snapshot_moves_last_on_sqlite_and_rows_survive_both_ways(stor
                 {"job": JOB, "snapshot": json.dumps(SNAPSHOT), "at": T0},
             )
             before, old_names = await _row_and_columns(conn)
-            await conn.run_sync(_migrate("upgrade", "0011_snapshot_last"))
+            await conn.run_sync(migrate("upgrade", "0011_snapshot_last"))
             after, new_names = await _row_and_columns(conn)
-            await conn.run_sync(_migrate("downgrade", "0010_discovery"))
+            await conn.run_sync(migrate("downgrade", "0010_discovery"))
             back, back_names = await _row_and_columns(conn)
     finally:
         await engine.dispose()
