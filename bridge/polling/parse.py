@@ -1,4 +1,10 @@
-"""parse_job / parse_rate_limit: the upstream's answers, read defensively."""
+"""parse_job / parse_rate_limit: the upstream's answers, read defensively.
+
+Every string a job's answer gives the bridge (ids, statuses, texts) passes through `storable` here,
+the one door upstream text comes in by: a NUL or a lone surrogate in it would otherwise fail the
+poll's write (events, snapshots, import failures), and the job would be polled again for nothing.
+The list's next_cursor is sent back upstream as it came, so it is refused instead when no URL can
+carry it."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from datetime import UTC, datetime
 
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.polling.outcomes import JobPage, RateLimit
+from bridge.store.storable import storable
 
 _UINT = re.compile(r"[0-9]{1,15}")
 _SECONDS = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
@@ -83,7 +90,9 @@ def parse_job_page(data: object) -> JobPage:
             raise ValueError(f"jobs[{n}]: expected an object")
         jobs.append((_id(raw, where=f"jobs[{n}]").lower(), _status(raw, where=f"jobs[{n}]")))
     cursor = data.get("next_cursor")
-    if cursor is not None and (not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR):
+    if cursor is not None and (
+        not isinstance(cursor, str) or not 0 < len(cursor) <= MAX_CURSOR or not _utf8(cursor)
+    ):
         raise ValueError("next_cursor: expected a date-time string or null")
     return JobPage(jobs=tuple(jobs), next_cursor=cursor)
 
@@ -107,7 +116,7 @@ def _id(obj: dict[str, object], *, where: str) -> str:
     value = obj.get("id")
     if not isinstance(value, str) or not value:
         raise ValueError(f"{where}.id: expected a non-empty string")
-    return value
+    return storable(value)
 
 
 def _status(obj: dict[str, object], *, where: str) -> str | None:
@@ -117,7 +126,7 @@ def _status(obj: dict[str, object], *, where: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValueError(f"{where}.status: expected a string")
-    return value
+    return storable(value)
 
 
 def _count(obj: dict[str, object], key: str, *, where: str) -> int | None:
@@ -132,4 +141,13 @@ def _count(obj: dict[str, object], key: str, *, where: str) -> int | None:
 def _text(obj: dict[str, object], key: str) -> str | None:
     """A display-only field: a wrong type is dropped rather than failing the whole poll."""
     value = obj.get(key)
-    return value if isinstance(value, str) else None
+    return storable(value) if isinstance(value, str) else None
+
+
+def _utf8(text: str) -> bool:
+    """False for text holding a lone surrogate: it could not be sent back in a URL."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import re
@@ -227,13 +228,23 @@ def _page(data: object, meta: _Meta) -> Listed:
 
 def _json(body: bytes | None) -> object:
     """The decoded body, or None when there is none or it is not JSON (orjson: a quarter of the
-    json module's CPU on a 20-item job; like JSON itself, it refuses NaN and Infinity)."""
+    json module's CPU on a 20-item job; like JSON itself, it refuses NaN and Infinity). What orjson
+    refuses is tried again with the json module, which decodes a lone surrogate's escape
+    ("\\ud800", valid JSON) that orjson refuses: parsing makes that text storable."""
     if not body:
         return None
     try:
         return orjson.loads(body)
     except ValueError:
+        pass
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _body_request_id(data: object) -> str | None:

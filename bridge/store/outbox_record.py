@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bridge.store.storable import storable
 from bridge.store.tables import aware_utc
 
 if TYPE_CHECKING:
@@ -86,10 +87,7 @@ def _cap(text: str | None, limit: int) -> str | None:
     text cannot hold) as U+FFFD, a lone surrogate (a mail server's byte that is not UTF-8, as
     aiosmtplib decodes it) as "?". Either failed the whole batch's write, and every delivery in it
     was sent again."""
-    if text is None:
-        return None
-    text = text[:limit].replace("\x00", "\ufffd")
-    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+    return None if text is None else storable(text[:limit])
 
 
 async def write_attempts(

@@ -192,6 +192,7 @@ def test_discovery_page_is_read_defensively():
         ({"jobs": [{"status": "queued"}]}, "jobs[0].id"),
         ({"jobs": [], "next_cursor": 5}, "next_cursor"),
         ({"jobs": [], "next_cursor": "x" * 201}, "next_cursor"),
+        ({"jobs": [], "next_cursor": "2026\ud800"}, "next_cursor"),  # no URL could carry it
     ],
 )
 def test_discovery_page_unusable_names_the_field(body, names):

@@ -13,6 +13,7 @@ from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.outbound import parse_retry_after
 from bridge.polling.outcomes import RateLimit
 from bridge.polling.parse import parse_job, parse_rate_limit
+from bridge.polling.upstream import _json
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
@@ -184,3 +185,33 @@ def test_parse_rate_limit_keeps_only_sane_values(
     headers: dict[str, str], expected: RateLimit | None
 ) -> None:
     assert parse_rate_limit(httpx.Headers(headers)) == expected
+
+
+def test_parse_job_makes_every_upstream_string_storable() -> None:
+    odd = "a\x00b\ud800"  # "a\u0000b\ud800" in the JSON: a NUL and a lone surrogate
+    item = {"id": odd, "status": odd, "external_id": odd, "error_code": odd, "error_message": odd}
+    item |= {"result_url": odd, "thumbnail_url": odd}
+    snapshot = parse_job({"job": {"id": "j1", "status": odd, "items": [item]}})
+    stored = "a\ufffdb?"
+    assert snapshot == JobSnapshot(
+        "j1",
+        stored,
+        items=(ItemSnapshot(stored, stored, stored, stored, stored, stored, stored),),
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b'{"a": "x\\u0000y"}', {"a": "x\x00y"}),  # orjson's
+        (b'{"a": "x\\ud800y"}', {"a": "x\ud800y"}),  # orjson refuses it; the json module's
+        (b'{"a": NaN}', None),
+        (b'{"a": -Infinity}', None),
+        (b'{"a": "\xff"}', None),  # not UTF-8
+        (b"[" * 100_000, None),
+        (b"", None),
+    ],
+    ids=["nul", "lone-surrogate", "nan", "infinity", "not-utf8", "too-deep", "empty"],
+)
+def test_upstream_json_decodes_what_json_allows(raw: bytes, expected: object) -> None:
+    assert _json(raw) == expected

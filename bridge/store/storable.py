@@ -1,0 +1,11 @@
+"""storable: text that every store can hold, whatever an outside party sent."""
+
+from __future__ import annotations
+
+
+def storable(text: str) -> str:
+    """`text` with a NUL (which PostgreSQL's text and varchar cannot hold) as U+FFFD and a lone
+    surrogate (which no store can encode to UTF-8; JSON's "\\ud800" decodes to one) as "?"."""
+    if text.isascii():
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
