@@ -1,4 +1,5 @@
-"""storable: text that every store can hold, whatever an outside party sent."""
+"""storable(text): text that every store can hold, whatever an outside party sent (the upstream,
+a receiver, a mail server); a tiny kernel, as clock.py and ids.py are."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ Every string a job's answer gives the bridge (ids, statuses, texts) passes throu
 the one door upstream text comes in by: a NUL or a lone surrogate in it would otherwise fail the
 poll's write (events, snapshots, import failures), and the job would be polled again for nothing.
 The list's next_cursor is sent back upstream as it came, so it is refused instead when no URL can
-carry it."""
+carry it. Ids are checked for duplicates once replaced: two ids that differ only where text was
+replaced ("a\\ud800", "a\\udbff") make the answer Malformed, as any duplicate does, rather than
+two items sharing one id."""
 
 from __future__ import annotations
 
@@ -14,8 +16,11 @@ from datetime import UTC, datetime
 
 from bridge.events.snapshot import ItemSnapshot, JobSnapshot
 from bridge.polling.outcomes import JobPage, RateLimit
-from bridge.store.storable import storable
+from bridge.storable import storable
 
+# A count (of a job's items, of its credits) beyond what a 32-bit column holds is no answer to
+# store: the import's tallies are 32-bit on PostgreSQL, and a job holds 1 to 20 images.
+MAX_COUNT = 2**31 - 1
 _UINT = re.compile(r"[0-9]{1,15}")
 _SECONDS = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?")
 # X-RateLimit-Reset outside 2001..5138 is no Unix time (a delta in seconds, most likely): dropped.
@@ -133,8 +138,8 @@ def _count(obj: dict[str, object], key: str, *, where: str) -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where}.{key}: expected a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise ValueError(f"{where}.{key}: expected an integer from 0 to {MAX_COUNT}")
     return value
 
 

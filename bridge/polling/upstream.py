@@ -228,22 +228,48 @@ def _page(data: object, meta: _Meta) -> Listed:
 
 def _json(body: bytes | None) -> object:
     """The decoded body, or None when there is none or it is not JSON (orjson: a quarter of the
-    json module's CPU on a 20-item job; like JSON itself, it refuses NaN and Infinity). What orjson
-    refuses is tried again with the json module, which decodes a lone surrogate's escape
-    ("\\ud800", valid JSON) that orjson refuses: parsing makes that text storable."""
+    json module's CPU on a 20-item job; like JSON itself, it refuses NaN and Infinity).
+
+    orjson also refuses a lone surrogate's escape ("\\ud800": valid JSON, which parsing then makes
+    storable), so a body holding such an escape is read again by the json module, numbers as
+    orjson reads them: an integer beyond 64 bits as a float, nothing that is not finite."""
     if not body:
         return None
     try:
         return orjson.loads(body)
     except ValueError:
-        pass
+        if _SURROGATE_ESCAPE.search(body) is None:
+            return None
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(
+            body.decode("utf-8"),
+            parse_int=_as_orjson_int,
+            parse_float=_finite,
+            parse_constant=_not_json,
+        )
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
 
 
-def _no_constant(name: str) -> object:
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_U64 = 2**64 - 1
+
+
+def _as_orjson_int(text: str) -> int | float:
+    if len(text) > 20:  # more digits than 64 bits hold (and int() of thousands is slow)
+        return _finite(text)
+    value = int(text)
+    return value if -(2**63) <= value <= _U64 else float(value)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is beyond a float")
+    return value
+
+
+def _not_json(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 

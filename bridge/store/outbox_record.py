@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bridge.store.storable import storable
+from bridge.storable import storable
 from bridge.store.tables import aware_utc
 
 if TYPE_CHECKING:

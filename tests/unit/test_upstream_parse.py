@@ -111,6 +111,10 @@ def test_parse_job_accepts_usable_shapes(data: object, expected: JobSnapshot) ->
         (body(items=[{"id": "i1", "status": {"s": 1}}]), "job.items[0].status"),
         (body(items=[{"id": "i1", "credits_used": "1"}]), "job.items[0].credits_used"),
         (body(items=[{"id": "i1"}, {"id": "i1"}]), "job.items: duplicate"),
+        (body(total_items=2**31), "job.total_items"),  # no 32-bit column holds it
+        (body(items=[{"id": "i1", "credits_used": 2**64 - 1}]), "job.items[0].credits_used"),
+        # Two ids that are one once made storable: refused as duplicates, never merged.
+        (body(items=[{"id": "a\ud800"}, {"id": "a\udbff"}]), "job.items: duplicate"),
     ],
 )
 def test_parse_job_rejects_unusable_shapes(data: object, error: str) -> None:
@@ -210,8 +214,40 @@ def test_parse_job_makes_every_upstream_string_storable() -> None:
         (b'{"a": "\xff"}', None),  # not UTF-8
         (b"[" * 100_000, None),
         (b"", None),
+        # orjson's numbers, whichever module reads the body (the json module only reads one
+        # holding a surrogate's escape): beyond 64 bits a float, beyond a float refused.
+        (b'{"n": 1' + b"0" * 400 + b"}", None),
+        (b'{"a": "\\ud800", "n": 1' + b"0" * 400 + b"}", None),
+        (b'{"a": "\\ud800", "n": 1' + b"0" * 4000 + b"}", None),
+        (b'{"a": "\\ud800", "n": 1e400}', None),
+        (b'{"a": "\\ud800", "n": NaN}', None),
+        (b'{"a": "\\ud800", "n": 18446744073709551615}', {"a": "\ud800", "n": 2**64 - 1}),
+        (b'{"a": "\\ud800", "n": 18446744073709551616}', {"a": "\ud800", "n": 2.0**64}),
+        (b'{"a": "\\ud800", "n": -9223372036854775809}', {"a": "\ud800", "n": -(2.0**63)}),
+        (b'{"a": "\\ud800", "n": 2.5}', {"a": "\ud800", "n": 2.5}),
     ],
-    ids=["nul", "lone-surrogate", "nan", "infinity", "not-utf8", "too-deep", "empty"],
+    ids=[
+        "nul",
+        "lone-surrogate",
+        "nan",
+        "infinity",
+        "not-utf8",
+        "too-deep",
+        "empty",
+        "beyond-a-float",
+        "surrogate-beyond-a-float",
+        "surrogate-4000-digits",
+        "surrogate-1e400",
+        "surrogate-nan",
+        "surrogate-u64",
+        "surrogate-beyond-u64",
+        "surrogate-below-i64",
+        "surrogate-float",
+    ],
 )
 def test_upstream_json_decodes_what_json_allows(raw: bytes, expected: object) -> None:
-    assert _json(raw) == expected
+    decoded = _json(raw)
+    assert decoded == expected
+    if isinstance(expected, dict):  # 2**64 and 2.0**64 are equal: the types must be too
+        assert isinstance(decoded, dict)
+        assert {k: type(v) for k, v in decoded.items()} == {k: type(v) for k, v in expected.items()}
