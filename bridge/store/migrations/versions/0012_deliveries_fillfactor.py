@@ -33,6 +33,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("SET LOCAL lock_timeout = '30s'")
         op.execute("ALTER TABLE deliveries SET (fillfactor = 50)")
+        op.execute("SET LOCAL lock_timeout = DEFAULT")  # not for the migrations after this one
 
 
 def downgrade() -> None:
