@@ -18,6 +18,7 @@ from tests.integration.outbox_rows import add_events, add_watch
 
 AT = datetime(2026, 12, 3, 12, tzinfo=UTC)
 ROWS = 40
+OPTIONS = text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")
 
 
 async def _updates(pg_url: str, *, expected: int) -> tuple[int, int]:
@@ -46,11 +47,7 @@ async def test_leases_are_heap_only_updates(pg_url):
     store = await open_store(pg_url)
     try:
         async with store.db.engine.connect() as conn:
-            options = (
-                await conn.execute(
-                    text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")
-                )
-            ).scalar_one()
+            options = (await conn.execute(OPTIONS)).scalar_one()
         assert f"fillfactor={DELIVERIES_FILLFACTOR}" in options
         for _ in range(ROWS):
             watch = await add_watch(store, at=AT, webhook_url="https://hooks.example/in")
@@ -66,13 +63,12 @@ async def test_leases_are_heap_only_updates(pg_url):
 
 async def test_the_downgrade_gives_the_default_fillfactor_back(pg_url):
     engine = create_engine(pg_url)
-    query = text("SELECT reloptions FROM pg_class WHERE relname = 'deliveries'")
     try:
         async with engine.begin() as conn:
             await conn.run_sync(migrate("upgrade", "head"))
-            upgraded = (await conn.execute(query)).scalar_one()
+            upgraded = (await conn.execute(OPTIONS)).scalar_one()
             await conn.run_sync(migrate("downgrade", "0011_snapshot_last"))
-            downgraded = (await conn.execute(query)).scalar_one()
+            downgraded = (await conn.execute(OPTIONS)).scalar_one()
     finally:
         await engine.dispose()
     assert upgraded == [f"fillfactor={DELIVERIES_FILLFACTOR}"]
